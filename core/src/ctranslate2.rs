@@ -1,0 +1,299 @@
+//! Reader for CTranslate2 `model.bin` files (the format of faster-whisper checkpoints).
+//!
+//! Layout (little-endian, binary version 6 as written by ctranslate2 4.x): u32 version; for
+//! version >= 2 a string spec name and u32 spec revision; u32 variable count; per variable a
+//! string name, u8 rank, rank x u32 dims, then (version >= 4) u8 dtype and u32 byte count, or
+//! (older) u8 item size and u32 item count, then the raw data; for version >= 3, u32 alias count
+//! and (alias, target) string pairs. Strings are a u16 length followed by that many bytes, the
+//! last of which is NUL.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use tch::{Kind, Tensor};
+
+/// One stored variable, still in its on-disk form.
+pub struct Variable {
+    pub shape: Vec<i64>,
+    pub kind: Kind,
+    data: std::ops::Range<usize>,
+}
+
+/// A parsed `model.bin`: variables by name, aliases resolved.
+pub struct Ct2Model {
+    pub path: PathBuf,
+    pub spec: String,
+    pub revision: u32,
+    mmap: memmap2::Mmap,
+    variables: HashMap<String, Variable>,
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn bytes(&mut self, n: usize) -> Result<&[u8]> {
+        ensure!(
+            self.pos + n <= self.buf.len(),
+            "{}: truncated CTranslate2 model (needs {} bytes at offset {}, file has {})",
+            self.path.display(),
+            n,
+            self.pos,
+            self.buf.len()
+        );
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.bytes(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(self.bytes(2)?.try_into().unwrap()))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.bytes(4)?.try_into().unwrap()))
+    }
+    fn string(&mut self) -> Result<String> {
+        let n = self.u16()? as usize;
+        let raw = self.bytes(n)?;
+        let raw = raw.strip_suffix(&[0]).unwrap_or(raw);
+        Ok(String::from_utf8_lossy(raw).into_owned())
+    }
+}
+
+/// CTranslate2's `DataType` enum.
+fn kind_of(code: u8, path: &Path, name: &str) -> Result<Kind> {
+    Ok(match code {
+        0 => Kind::Float,
+        1 => Kind::Int8,
+        2 => Kind::Int16,
+        3 => Kind::Int,
+        4 => Kind::Half,
+        5 => Kind::BFloat16,
+        other => bail!("{}: variable {name} has unknown CTranslate2 dtype code {other}", path.display()),
+    })
+}
+
+impl Ct2Model {
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        // SAFETY: read-only mapping of a model file that is not modified while in use.
+        let mmap = unsafe { memmap2::Mmap::map(&file) }?;
+        let mut r = Reader { buf: &mmap, pos: 0, path };
+        let version = r.u32()?;
+        ensure!(
+            (1..=6).contains(&version),
+            "{}: not a CTranslate2 model.bin (binary version {version})",
+            path.display()
+        );
+        let (spec, revision) = if version >= 2 { (r.string()?, r.u32()?) } else { (String::new(), 1) };
+        let count = r.u32()? as usize;
+        let mut variables = HashMap::with_capacity(count);
+        for _ in 0..count {
+            let name = r.string()?;
+            let rank = r.u8()? as usize;
+            let shape = (0..rank).map(|_| r.u32().map(i64::from)).collect::<Result<Vec<_>>>()?;
+            let (kind, n_bytes) = if version >= 4 {
+                let kind = kind_of(r.u8()?, path, &name)?;
+                (kind, r.u32()? as usize)
+            } else {
+                let item = r.u8()? as usize;
+                let n = r.u32()? as usize;
+                let kind = match item {
+                    4 => Kind::Float,
+                    2 => Kind::Int16,
+                    1 => Kind::Int8,
+                    _ => bail!("{}: variable {name} has item size {item}", path.display()),
+                };
+                (kind, item * n)
+            };
+            let elems: i64 = shape.iter().product();
+            ensure!(
+                elems as usize * kind.elt_size_in_bytes() == n_bytes,
+                "{}: variable {name} declares shape {shape:?} but holds {n_bytes} bytes",
+                path.display()
+            );
+            let start = r.pos;
+            r.bytes(n_bytes)?;
+            variables.insert(name, Variable { shape, kind, data: start..start + n_bytes });
+        }
+        if version >= 3 {
+            let n_alias = r.u32()?;
+            for _ in 0..n_alias {
+                let alias = r.string()?;
+                let target = r.string()?;
+                if let Some(v) = variables.get(&target) {
+                    let v = Variable { shape: v.shape.clone(), kind: v.kind, data: v.data.clone() };
+                    variables.insert(alias, v);
+                }
+            }
+        }
+        Ok(Ct2Model { path: path.to_path_buf(), spec, revision, mmap, variables })
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.variables.keys().map(String::as_str)
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.variables.contains_key(name)
+    }
+
+    /// The variable as a CPU tensor in its stored dtype.
+    pub fn raw(&self, name: &str) -> Result<Tensor> {
+        let v = self
+            .variables
+            .get(name)
+            .with_context(|| format!("{}: CTranslate2 model has no variable {name}", self.path.display()))?;
+        Ok(Tensor::f_from_data_size(&self.mmap[v.data.clone()], &v.shape, v.kind)?)
+    }
+
+    /// The variable as f32, dequantising int8/int16 weights with their `weight_scale`
+    /// (CTranslate2 stores `round(w * scale)`, per output row for int8).
+    pub fn float(&self, name: &str) -> Result<Tensor> {
+        let t = self.raw(name)?;
+        match t.kind() {
+            Kind::Int8 | Kind::Int16 => {
+                let scale_name = format!("{}_scale", name);
+                let scale = self.raw(&scale_name)?.to_kind(Kind::Float);
+                let scale = if scale.dim() == 1 { scale.unsqueeze(1) } else { scale };
+                Ok(t.to_kind(Kind::Float) / scale)
+            }
+            _ => Ok(t.to_kind(Kind::Float)),
+        }
+    }
+
+    /// An integer scalar such as `encoder/num_heads`.
+    pub fn scalar_i64(&self, name: &str) -> Option<i64> {
+        self.raw(name).ok().map(|t| t.to_kind(Kind::Int64).int64_value(&[]))
+    }
+}
+
+/// Maps a CTranslate2 Whisper checkpoint's encoder to transformers' `WhisperEncoder` names
+/// (`encoder.conv1.weight`, `encoder.layers.N.self_attn.q_proj.weight`, ...), splitting the
+/// fused QKV projection. Returns the tensors (f32, CPU) and the number of attention heads.
+pub fn whisper_encoder_tensors(model: &Ct2Model) -> Result<(HashMap<String, Tensor>, Option<i64>)> {
+    ensure!(
+        model.spec.is_empty() || model.spec == "WhisperSpec",
+        "{}: CTranslate2 spec is {}, not WhisperSpec",
+        model.path.display(),
+        model.spec
+    );
+    ensure!(
+        !model.contains("encoder/layer_0/self_attention/queries_scale"),
+        "{}: custom queries_scale is not supported",
+        model.path.display()
+    );
+    let mut out = HashMap::new();
+    let mut put = |name: String, t: Tensor| {
+        out.insert(name, t);
+    };
+    for (src, dst) in [
+        ("encoder/conv1/weight", "encoder.conv1.weight"),
+        ("encoder/conv1/bias", "encoder.conv1.bias"),
+        ("encoder/conv2/weight", "encoder.conv2.weight"),
+        ("encoder/conv2/bias", "encoder.conv2.bias"),
+        ("encoder/position_encodings/encodings", "encoder.embed_positions.weight"),
+        ("encoder/layer_norm/gamma", "encoder.layer_norm.weight"),
+        ("encoder/layer_norm/beta", "encoder.layer_norm.bias"),
+    ] {
+        put(dst.to_string(), model.float(src)?);
+    }
+    let n_layers =
+        (0..).take_while(|i| model.contains(&format!("encoder/layer_{i}/self_attention/linear_0/weight"))).count();
+    ensure!(n_layers > 0, "{}: no encoder layers found", model.path.display());
+    for i in 0..n_layers {
+        let src = |s: &str| format!("encoder/layer_{i}/{s}");
+        let dst = |s: &str| format!("encoder.layers.{i}.{s}");
+        let qkv_w = model.float(&src("self_attention/linear_0/weight"))?;
+        let qkv_b = model.float(&src("self_attention/linear_0/bias"))?;
+        let d = qkv_w.size()[1];
+        ensure!(qkv_w.size()[0] == 3 * d, "{}: fused QKV of layer {i} is not [3d, d]", model.path.display());
+        let w = qkv_w.split(d, 0);
+        let b = qkv_b.split(d, 0);
+        ensure!(
+            b[1].abs().max().double_value(&[]) == 0.0,
+            "{}: layer {i} has a non-zero key bias, which Whisper does not have",
+            model.path.display()
+        );
+        put(dst("self_attn.q_proj.weight"), w[0].contiguous());
+        put(dst("self_attn.k_proj.weight"), w[1].contiguous());
+        put(dst("self_attn.v_proj.weight"), w[2].contiguous());
+        put(dst("self_attn.q_proj.bias"), b[0].contiguous());
+        put(dst("self_attn.v_proj.bias"), b[2].contiguous());
+        for (s, d2) in [
+            ("self_attention/linear_1/weight", "self_attn.out_proj.weight"),
+            ("self_attention/linear_1/bias", "self_attn.out_proj.bias"),
+            ("self_attention/layer_norm/gamma", "self_attn_layer_norm.weight"),
+            ("self_attention/layer_norm/beta", "self_attn_layer_norm.bias"),
+            ("ffn/layer_norm/gamma", "final_layer_norm.weight"),
+            ("ffn/layer_norm/beta", "final_layer_norm.bias"),
+            ("ffn/linear_0/weight", "fc1.weight"),
+            ("ffn/linear_0/bias", "fc1.bias"),
+            ("ffn/linear_1/weight", "fc2.weight"),
+            ("ffn/linear_1/bias", "fc2.bias"),
+        ] {
+            put(dst(d2), model.float(&src(s))?);
+        }
+    }
+    Ok((out, model.scalar_i64("encoder/num_heads")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_model(path: &Path, truncate: usize) {
+        let mut b: Vec<u8> = Vec::new();
+        let s = |b: &mut Vec<u8>, x: &str| {
+            b.extend((x.len() as u16 + 1).to_le_bytes());
+            b.extend(x.as_bytes());
+            b.push(0);
+        };
+        b.extend(6u32.to_le_bytes());
+        s(&mut b, "WhisperSpec");
+        b.extend(3u32.to_le_bytes());
+        b.extend(2u32.to_le_bytes());
+        s(&mut b, "a/w");
+        b.push(2);
+        b.extend(2u32.to_le_bytes());
+        b.extend(3u32.to_le_bytes());
+        b.push(0);
+        b.extend(24u32.to_le_bytes());
+        for v in [1f32, 2., 3., 4., 5., 6.] {
+            b.extend(v.to_le_bytes());
+        }
+        s(&mut b, "a/n");
+        b.push(0);
+        b.push(2);
+        b.extend(2u32.to_le_bytes());
+        b.extend(7i16.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        s(&mut b, "a/alias");
+        s(&mut b, "a/w");
+        b.truncate(b.len() - truncate);
+        std::fs::write(path, b).unwrap();
+    }
+
+    #[test]
+    fn parses_variables_scalars_and_aliases() {
+        let dir = std::env::temp_dir().join(format!("ct2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("model.bin");
+        write_model(&p, 0);
+        let m = Ct2Model::open(&p).unwrap();
+        assert_eq!(m.spec, "WhisperSpec");
+        let w = m.float("a/alias").unwrap();
+        assert_eq!(w.size(), [2, 3]);
+        assert_eq!(w.double_value(&[1, 2]), 6.0);
+        assert_eq!(m.scalar_i64("a/n"), Some(7));
+        write_model(&p, 20);
+        let err = Ct2Model::open(&p).err().unwrap().to_string();
+        assert!(err.contains("truncated") && err.contains("model.bin"), "{err}");
+    }
+}

@@ -1,0 +1,20 @@
+//! audiosae: sparse-autoencoder interpretability for audio language models.
+//!
+//! The library holds all logic; the `audiosae` binary is a thin CLI over it.
+//! Model code lives in [`models`], one file per model; audio I/O in [`audio`];
+//! the Whisper log-mel front end in [`mel`].
+
+pub mod audio;
+pub mod chat;
+pub mod cli;
+pub mod ctranslate2;
+pub mod device;
+pub mod hub;
+pub mod mel;
+pub mod models;
+pub mod npy;
+pub mod plot;
+pub mod timing;
+pub mod weights;
+
+pub use timing::FrameTiming;

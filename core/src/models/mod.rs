@@ -1,0 +1,246 @@
+//! Audio models behind one interface: load a checkpoint, get frame-level features of a layer
+//! with their [`FrameTiming`].
+
+pub mod layers;
+pub mod qwen2;
+pub mod qwen2_audio;
+pub mod whisper;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+use tch::{Device, Kind, Tensor};
+
+use crate::ctranslate2::{whisper_encoder_tensors, Ct2Model};
+use crate::mel::{LogMel, MelBatch, MelConfig};
+use crate::timing::FrameTiming;
+use crate::weights::{self, Weights};
+use qwen2_audio::Qwen2Audio;
+use whisper::{conv_out_len, WhisperEncoder};
+
+/// Which representation to read out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerSpec {
+    /// Qwen2-Audio `multi_modal_projector` output (40 ms frames).
+    Projector,
+    /// Encoder output after its final LayerNorm (Qwen2-Audio: after the avg-pool, 40 ms;
+    /// Whisper: 20 ms).
+    Encoder,
+    /// Raw output of encoder layer N, before any pool or final norm (20 ms frames).
+    EncoderLayer(usize),
+}
+
+impl FromStr for LayerSpec {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "projector" => Ok(LayerSpec::Projector),
+            "encoder" => Ok(LayerSpec::Encoder),
+            _ => match s.strip_prefix("encoder.").map(str::parse::<usize>) {
+                Some(Ok(n)) => Ok(LayerSpec::EncoderLayer(n)),
+                _ => bail!("unknown layer {s:?}: use projector, encoder or encoder.N"),
+            },
+        }
+    }
+}
+
+impl fmt::Display for LayerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LayerSpec::Projector => write!(f, "projector"),
+            LayerSpec::Encoder => write!(f, "encoder"),
+            LayerSpec::EncoderLayer(n) => write!(f, "encoder.{n}"),
+        }
+    }
+}
+
+pub enum Arch {
+    Whisper(WhisperEncoder),
+    Qwen2Audio(Box<Qwen2Audio>),
+}
+
+/// A loaded audio model with its log-mel front end.
+pub struct AudioModel {
+    pub dir: PathBuf,
+    /// What the user passed (`--model`).
+    pub id: String,
+    pub arch: Arch,
+    pub mel: LogMel,
+    pub device: Device,
+}
+
+/// Frames of one clip at one layer.
+pub struct LayerFeatures {
+    /// `[frames, dim]`, f32, CPU, valid frames only.
+    pub frames: Tensor,
+    pub timing: FrameTiming,
+}
+
+/// Checkpoint format found in a model directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Qwen2Audio,
+    WhisperHf,
+    WhisperCt2,
+}
+
+pub fn detect_format(dir: &Path) -> Result<Format> {
+    let cfg_path = dir.join("config.json");
+    let model_type = std::fs::read_to_string(&cfg_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v.get("model_type").and_then(|m| m.as_str()).map(str::to_string));
+    match model_type.as_deref() {
+        Some("qwen2_audio") => Ok(Format::Qwen2Audio),
+        Some("whisper") => Ok(Format::WhisperHf),
+        _ if dir.join("model.bin").exists() => Ok(Format::WhisperCt2),
+        Some(other) => bail!("{}: model_type {other:?} is not supported (qwen2_audio, whisper)", cfg_path.display()),
+        None => bail!(
+            "{}: no config.json with a model_type and no CTranslate2 model.bin: not a model directory",
+            dir.display()
+        ),
+    }
+}
+
+impl AudioModel {
+    /// Loads a model from a directory or a Hugging Face repo id in the local cache.
+    /// `with_lm` also loads Qwen2-Audio's language model (needed for generation only).
+    pub fn load(spec: &str, device: Device, kind: Kind, with_lm: bool) -> Result<Self> {
+        let dir = crate::hub::resolve_model(spec)?;
+        let format = detect_format(&dir)?;
+        let arch = match format {
+            Format::Qwen2Audio => Arch::Qwen2Audio(Box::new(Qwen2Audio::load(&dir, device, kind, with_lm)?)),
+            Format::WhisperHf => {
+                let cfg = whisper::read_config(&dir)?;
+                let w = Weights::from_safetensors_dir(&dir, whisper::canonical_name, device, kind)?;
+                Arch::Whisper(WhisperEncoder::load(&w, "encoder", cfg)?)
+            }
+            Format::WhisperCt2 => {
+                let path = dir.join("model.bin");
+                let ct2 = Ct2Model::open(&path)?;
+                let (tensors, heads) = whisper_encoder_tensors(&ct2)?;
+                let tensors = tensors.into_iter().map(|(k, t)| (k, weights::convert(t, device, kind))).collect();
+                let w = Weights::new(tensors, path, device, kind);
+                let cfg = whisper::config_from_tensors(&w, heads)?;
+                Arch::Whisper(WhisperEncoder::load(&w, "encoder", cfg)?)
+            }
+        };
+        let n_mels = match &arch {
+            Arch::Whisper(e) => e.config.num_mel_bins,
+            Arch::Qwen2Audio(q) => q.config.audio_config.num_mel_bins,
+        } as usize;
+        let pre = dir.join("preprocessor_config.json");
+        if pre.exists() {
+            let cfg = MelConfig::from_file(&pre)?;
+            if cfg.feature_size != n_mels {
+                bail!("{}: feature_size {} but the encoder takes {n_mels} mel bins", pre.display(), cfg.feature_size);
+            }
+        }
+        Ok(AudioModel { dir, id: spec.to_string(), arch, mel: LogMel::new(n_mels, device), device })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self.arch {
+            Arch::Whisper(_) => "whisper",
+            Arch::Qwen2Audio(_) => "qwen2_audio",
+        }
+    }
+
+    pub fn default_layer(&self) -> LayerSpec {
+        match self.arch {
+            Arch::Whisper(_) => LayerSpec::Encoder,
+            Arch::Qwen2Audio(_) => LayerSpec::Projector,
+        }
+    }
+
+    pub fn n_encoder_layers(&self) -> usize {
+        match &self.arch {
+            Arch::Whisper(e) => e.n_layers(),
+            Arch::Qwen2Audio(q) => q.audio_tower.n_layers(),
+        }
+    }
+
+    /// Frame timing of `layer`'s output; errors for layers this model does not have.
+    pub fn timing(&self, layer: LayerSpec) -> Result<FrameTiming> {
+        match (&self.arch, layer) {
+            (Arch::Whisper(_), LayerSpec::Projector) => {
+                bail!("Whisper has no projector layer: use encoder or encoder.N")
+            }
+            (_, LayerSpec::EncoderLayer(n)) if n >= self.n_encoder_layers() => {
+                bail!(
+                    "layer encoder.{n} does not exist: the encoder has {} layers (0..{})",
+                    self.n_encoder_layers(),
+                    self.n_encoder_layers() - 1
+                )
+            }
+            (Arch::Qwen2Audio(_), LayerSpec::Projector | LayerSpec::Encoder) => Ok(FrameTiming::POOLED),
+            _ => Ok(FrameTiming::ENCODER),
+        }
+    }
+
+    /// Features of one 16 kHz mono clip (its first 30 s) at `layer`.
+    pub fn features(&self, samples: &[f32], layer: LayerSpec) -> Result<LayerFeatures> {
+        Ok(self.features_batch(&[samples], layer)?.remove(0))
+    }
+
+    /// Features of a batch of clips; each keeps only its valid frames.
+    pub fn features_batch(&self, clips: &[&[f32]], layer: LayerSpec) -> Result<Vec<LayerFeatures>> {
+        let timing = self.timing(layer)?;
+        let MelBatch { features, feat_lens } = self.mel.compute_batch(clips);
+        self.features_from_mel(&features, &feat_lens, layer, timing)
+    }
+
+    /// Features from precomputed log-mel `[B, n_mels, 3000]`.
+    pub fn features_from_mel(
+        &self,
+        features: &Tensor,
+        feat_lens: &[usize],
+        layer: LayerSpec,
+        timing: FrameTiming,
+    ) -> Result<Vec<LayerFeatures>> {
+        let (out, valid): (Tensor, Vec<usize>) = tch::no_grad(|| -> Result<_> {
+            Ok(match (&self.arch, layer) {
+                (Arch::Whisper(e), LayerSpec::Encoder) => {
+                    (e.forward(features)?, feat_lens.iter().map(|&l| conv_out_len(l)).collect())
+                }
+                (Arch::Whisper(e), LayerSpec::EncoderLayer(n)) => {
+                    (e.layer_output(features, n, None)?, feat_lens.iter().map(|&l| conv_out_len(l)).collect())
+                }
+                (Arch::Qwen2Audio(q), LayerSpec::EncoderLayer(n)) => {
+                    (q.encoder_layer(features, feat_lens, n)?, feat_lens.iter().map(|&l| conv_out_len(l)).collect())
+                }
+                (Arch::Qwen2Audio(q), LayerSpec::Encoder) => {
+                    let a = q.encode_audio(features, feat_lens)?;
+                    (a.last_hidden_state, a.valid)
+                }
+                (Arch::Qwen2Audio(q), LayerSpec::Projector) => {
+                    let a = q.encode_audio(features, feat_lens)?;
+                    (q.project(&a.last_hidden_state), a.valid)
+                }
+                (Arch::Whisper(_), LayerSpec::Projector) => bail!("Whisper has no projector layer"),
+            })
+        })?;
+        let out = out.to_kind(Kind::Float).to_device(Device::Cpu);
+        Ok(valid
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| LayerFeatures { frames: out.get(i as i64).narrow(0, 0, n as i64).contiguous(), timing })
+            .collect())
+    }
+
+    pub fn qwen2_audio(&self) -> Result<&Qwen2Audio> {
+        match &self.arch {
+            Arch::Qwen2Audio(q) => Ok(q),
+            Arch::Whisper(_) => {
+                bail!("{}: a Whisper encoder cannot generate text; pass a Qwen2-Audio checkpoint", self.id)
+            }
+        }
+    }
+}
+
+/// Loads the audio file and fails with its path in the message.
+pub fn load_clip(path: &Path) -> Result<Vec<f32>> {
+    Ok(crate::audio::load_audio(path)?.samples)
+}

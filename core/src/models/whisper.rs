@@ -1,0 +1,241 @@
+//! Whisper encoder (transformers `WhisperEncoder`, spec §8), also the trunk of Qwen2-Audio's
+//! audio tower. Loads HF safetensors (`model.encoder.*`, `encoder.*` or bare) and CTranslate2
+//! `model.bin` directories.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use tch::{Kind, Tensor};
+
+use super::layers::{Activation, Conv1d, LayerNorm, Linear};
+use crate::weights::Weights;
+
+/// PyTorch's default LayerNorm eps, used by every Whisper/Qwen2-Audio encoder norm.
+const LAYER_NORM_EPS: f64 = 1e-5;
+/// fp16 activations are clamped to finfo(f16).max - 1000 after each layer (transformers).
+const F16_CLAMP: f64 = 65504.0 - 1000.0;
+
+/// Encoder fields of `WhisperConfig` / `Qwen2AudioEncoderConfig` (same names in both).
+#[derive(Debug, Clone, Deserialize)]
+pub struct EncoderConfig {
+    pub d_model: i64,
+    pub encoder_layers: usize,
+    pub encoder_attention_heads: i64,
+    pub encoder_ffn_dim: i64,
+    pub num_mel_bins: i64,
+    pub max_source_positions: i64,
+    #[serde(default = "default_act")]
+    pub activation_function: String,
+}
+
+fn default_act() -> String {
+    "gelu".into()
+}
+
+impl EncoderConfig {
+    /// Mel frames the conv stem expects: max_source_positions x conv1 stride (1) x conv2 stride (2).
+    pub fn input_frames(&self) -> i64 {
+        self.max_source_positions * 2
+    }
+}
+
+/// Valid encoder frames for `feat_len` valid mel frames: conv2 (k3, s2, p1) gives `ceil(len/2)`.
+pub fn conv_out_len(feat_len: usize) -> usize {
+    feat_len.div_ceil(2)
+}
+
+/// Self-attention shared by Whisper and Qwen2-Audio (spec §3.4): q is scaled by head_dim^-0.5
+/// before QK, k_proj has no bias.
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    out_proj: Linear,
+    n_heads: i64,
+    head_dim: i64,
+}
+
+impl Attention {
+    fn load(w: &Weights, p: &str, d: i64, n_heads: i64) -> Result<Self> {
+        Ok(Attention {
+            q_proj: Linear::load(w, &format!("{p}.q_proj"), d, d, true)?,
+            k_proj: Linear::load(w, &format!("{p}.k_proj"), d, d, false)?,
+            v_proj: Linear::load(w, &format!("{p}.v_proj"), d, d, true)?,
+            out_proj: Linear::load(w, &format!("{p}.out_proj"), d, d, true)?,
+            n_heads,
+            head_dim: d / n_heads,
+        })
+    }
+
+    /// `x` `[B, T, d]`; `key_bias` `[B, 1, 1, T]` additive (0 or a large negative) or None.
+    /// Eager attention in the working dtype, as transformers' eager path: fp32 outputs are then
+    /// bit-identical to it, where fused SDPA differs by ~1e-4 on Whisper tiny.en.
+    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>) -> Tensor {
+        let (b, t, d) = x.size3().unwrap();
+        let heads = |y: Tensor| y.view([b, t, self.n_heads, self.head_dim]).transpose(1, 2);
+        let q = heads(self.q_proj.forward(x) * (self.head_dim as f64).powf(-0.5));
+        let k = heads(self.k_proj.forward(x));
+        let v = heads(self.v_proj.forward(x));
+        let scores = q.matmul(&k.transpose(2, 3));
+        let scores = match key_bias {
+            Some(bias) => scores + bias,
+            None => scores,
+        };
+        let ctx = scores.softmax(-1, scores.kind()).matmul(&v);
+        self.out_proj.forward(&ctx.transpose(1, 2).reshape([b, t, d]))
+    }
+}
+
+struct EncoderLayer {
+    self_attn: Attention,
+    self_attn_layer_norm: LayerNorm,
+    fc1: Linear,
+    fc2: Linear,
+    final_layer_norm: LayerNorm,
+    act: Activation,
+}
+
+impl EncoderLayer {
+    fn load(w: &Weights, p: &str, cfg: &EncoderConfig) -> Result<Self> {
+        let d = cfg.d_model;
+        Ok(EncoderLayer {
+            self_attn: Attention::load(w, &format!("{p}.self_attn"), d, cfg.encoder_attention_heads)?,
+            self_attn_layer_norm: LayerNorm::load(w, &format!("{p}.self_attn_layer_norm"), d, LAYER_NORM_EPS)?,
+            fc1: Linear::load(w, &format!("{p}.fc1"), d, cfg.encoder_ffn_dim, true)?,
+            fc2: Linear::load(w, &format!("{p}.fc2"), cfg.encoder_ffn_dim, d, true)?,
+            final_layer_norm: LayerNorm::load(w, &format!("{p}.final_layer_norm"), d, LAYER_NORM_EPS)?,
+            act: Activation::parse(&cfg.activation_function)?,
+        })
+    }
+
+    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>) -> Tensor {
+        let h = x + self.self_attn.forward(&self.self_attn_layer_norm.forward(x), key_bias);
+        let ff = self.fc2.forward(&self.act.forward(&self.fc1.forward(&self.final_layer_norm.forward(&h))));
+        let h = h + ff;
+        if h.kind() == Kind::Half {
+            h.clamp(-F16_CLAMP, F16_CLAMP)
+        } else {
+            h
+        }
+    }
+}
+
+/// Conv stem, positional table and pre-LN layers; the final norm is applied by the caller
+/// because Qwen2-Audio pools before it.
+pub struct WhisperEncoder {
+    pub config: EncoderConfig,
+    conv1: Conv1d,
+    conv2: Conv1d,
+    embed_positions: Tensor,
+    layers: Vec<EncoderLayer>,
+    pub layer_norm: LayerNorm,
+}
+
+impl WhisperEncoder {
+    /// Loads the tensors under `prefix` (`encoder` or `audio_tower`).
+    pub fn load(w: &Weights, prefix: &str, config: EncoderConfig) -> Result<Self> {
+        let d = config.d_model;
+        let layers = (0..config.encoder_layers)
+            .map(|i| EncoderLayer::load(w, &format!("{prefix}.layers.{i}"), &config))
+            .collect::<Result<Vec<_>>>()?;
+        anyhow::ensure!(
+            !w.contains(&format!("{prefix}.layers.{}.fc1.weight", config.encoder_layers)),
+            "{}: checkpoint has more encoder layers than config encoder_layers = {}",
+            w.source().display(),
+            config.encoder_layers
+        );
+        Ok(WhisperEncoder {
+            conv1: Conv1d::load(w, &format!("{prefix}.conv1"), config.num_mel_bins, d, 3, 1, 1)?,
+            conv2: Conv1d::load(w, &format!("{prefix}.conv2"), d, d, 3, 2, 1)?,
+            embed_positions: w.get(&format!("{prefix}.embed_positions.weight"), &[config.max_source_positions, d])?,
+            layer_norm: LayerNorm::load(w, &format!("{prefix}.layer_norm"), d, LAYER_NORM_EPS)?,
+            layers,
+            config,
+        })
+    }
+
+    pub fn n_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.conv1.kind()
+    }
+
+    /// Conv stem + full positional table: `[B, n_mels, 2P]` -> `[B, P, d]`.
+    pub fn embed(&self, features: &Tensor) -> Result<Tensor> {
+        let (_, n_mels, frames) = features.size3().context("features must be [batch, n_mels, frames]")?;
+        anyhow::ensure!(
+            n_mels == self.config.num_mel_bins && frames == self.config.input_frames(),
+            "encoder expects [batch, {}, {}] log-mel features, got [_, {n_mels}, {frames}]",
+            self.config.num_mel_bins,
+            self.config.input_frames()
+        );
+        let x = features.to_kind(self.kind());
+        let h = self.conv1.forward(&x).gelu("none");
+        let h = self.conv2.forward(&h).gelu("none");
+        Ok(h.transpose(1, 2) + &self.embed_positions)
+    }
+
+    /// Runs layers `0..n` over `h`.
+    pub fn run_layers(&self, mut h: Tensor, key_bias: Option<&Tensor>, n: usize) -> Tensor {
+        for layer in &self.layers[..n] {
+            h = layer.forward(&h, key_bias);
+        }
+        h
+    }
+
+    /// Whisper's `last_hidden_state`: all layers, no mask, final LayerNorm. `[B, P, d]`.
+    pub fn forward(&self, features: &Tensor) -> Result<Tensor> {
+        let h = self.run_layers(self.embed(features)?, None, self.layers.len());
+        Ok(self.layer_norm.forward(&h))
+    }
+
+    /// Raw output of layer `layer` (0-based), before any final norm. `[B, P, d]`.
+    pub fn layer_output(&self, features: &Tensor, layer: usize, key_bias: Option<&Tensor>) -> Result<Tensor> {
+        anyhow::ensure!(
+            layer < self.layers.len(),
+            "layer {layer} out of range: the encoder has {} layers",
+            self.layers.len()
+        );
+        Ok(self.run_layers(self.embed(features)?, key_bias, layer + 1))
+    }
+}
+
+/// Maps a transformers Whisper checkpoint key to `encoder.*`, dropping decoder weights.
+pub fn canonical_name(key: &str) -> Option<String> {
+    let k = key.strip_prefix("model.").unwrap_or(key);
+    if let Some(rest) = k.strip_prefix("encoder.") {
+        return Some(format!("encoder.{rest}"));
+    }
+    let bare = ["conv1.", "conv2.", "embed_positions.", "layers.", "layer_norm."];
+    bare.iter().any(|p| k.starts_with(p)).then(|| format!("encoder.{k}"))
+}
+
+/// Reads an encoder config from a CTranslate2 checkpoint's tensor shapes (its config.json
+/// holds only decoding options).
+pub fn config_from_tensors(w: &Weights, n_heads: Option<i64>) -> Result<EncoderConfig> {
+    let conv1 = w.get_any("encoder.conv1.weight")?.size();
+    let fc1 = w.get_any("encoder.layers.0.fc1.weight")?.size();
+    let pos = w.get_any("encoder.embed_positions.weight")?.size();
+    let d_model = conv1[0];
+    let encoder_layers = (0..).take_while(|i| w.contains(&format!("encoder.layers.{i}.fc1.weight"))).count();
+    Ok(EncoderConfig {
+        d_model,
+        encoder_layers,
+        // Every released Whisper size uses 64-dim heads.
+        encoder_attention_heads: n_heads.unwrap_or(d_model / 64),
+        encoder_ffn_dim: fc1[0],
+        num_mel_bins: conv1[1],
+        max_source_positions: pos[0],
+        activation_function: default_act(),
+    })
+}
+
+/// Reads `config.json`; for a Whisper checkpoint the encoder fields sit at the top level.
+pub fn read_config(dir: &Path) -> Result<EncoderConfig> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not a Whisper config", path.display()))
+}

@@ -1,0 +1,36 @@
+//! `.npy` read/write of f32 and i64 tensors (numpy-compatible, through ndarray-npy).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ndarray::{ArrayD, IxDyn};
+use ndarray_npy::{read_npy, write_npy};
+use tch::{Kind, Tensor};
+
+/// Writes a tensor as float32 `.npy` with its shape.
+pub fn write_f32(path: &Path, t: &Tensor) -> Result<()> {
+    let t = t.to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous();
+    let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+    let data = Vec::<f32>::try_from(t.flatten(0, -1))?;
+    let arr = ArrayD::from_shape_vec(IxDyn(&shape), data)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    write_npy(path, &arr).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Reads a float32 `.npy` into a CPU tensor.
+pub fn read_f32(path: &Path) -> Result<Tensor> {
+    let arr: ArrayD<f32> = read_npy(path).with_context(|| format!("reading {}", path.display()))?;
+    let shape: Vec<i64> = arr.shape().iter().map(|&d| d as i64).collect();
+    let data: Vec<f32> = arr.iter().copied().collect();
+    Ok(Tensor::from_slice(&data).view(shape.as_slice()))
+}
+
+/// Reads an int64 `.npy` into a CPU tensor.
+pub fn read_i64(path: &Path) -> Result<Tensor> {
+    let arr: ArrayD<i64> = read_npy(path).with_context(|| format!("reading {}", path.display()))?;
+    let shape: Vec<i64> = arr.shape().iter().map(|&d| d as i64).collect();
+    let data: Vec<i64> = arr.iter().copied().collect();
+    Ok(Tensor::from_slice(&data).view(shape.as_slice()))
+}

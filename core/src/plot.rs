@@ -1,0 +1,104 @@
+//! PNG figures (plotters, bitmap backend).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use plotters::prelude::*;
+use tch::{Kind, Tensor};
+
+use crate::timing::FrameTiming;
+
+/// A matrix to draw as a heat map: `rows x cols`, row-major, columns are time frames.
+pub struct Heatmap<'a> {
+    pub title: String,
+    pub y_label: &'a str,
+    pub values: Vec<f32>,
+    pub rows: usize,
+    pub cols: usize,
+    pub timing: FrameTiming,
+}
+
+impl Heatmap<'_> {
+    /// From a `[frames, dim]` tensor (transposed so that time runs along x).
+    pub fn from_frames<'a>(
+        title: String,
+        y_label: &'a str,
+        frames: &Tensor,
+        timing: FrameTiming,
+    ) -> Result<Heatmap<'a>> {
+        let t = frames.to_kind(Kind::Float).to_device(tch::Device::Cpu).tr().contiguous();
+        let (rows, cols) = t.size2()?;
+        Ok(Heatmap {
+            title,
+            y_label,
+            values: Vec::<f32>::try_from(t.flatten(0, -1))?,
+            rows: rows as usize,
+            cols: cols as usize,
+            timing,
+        })
+    }
+}
+
+/// Viridis-like ramp from 5 anchors of matplotlib's viridis.
+fn viridis(x: f64) -> RGBColor {
+    const A: [(f64, f64, f64); 5] =
+        [(68., 1., 84.), (59., 82., 139.), (33., 145., 140.), (94., 201., 98.), (253., 231., 37.)];
+    let x = x.clamp(0.0, 1.0) * 4.0;
+    let i = (x.floor() as usize).min(3);
+    let f = x - i as f64;
+    let lerp = |a: f64, b: f64| (a + (b - a) * f) as u8;
+    RGBColor(lerp(A[i].0, A[i + 1].0), lerp(A[i].1, A[i + 1].1), lerp(A[i].2, A[i + 1].2))
+}
+
+/// Draws heat maps stacked vertically, sharing a time axis in seconds.
+pub fn heatmaps_png(path: &Path, panels: &[Heatmap<'_>]) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let root = BitMapBackend::new(path, (1000, 320 * panels.len() as u32)).into_drawing_area();
+    root.fill(&WHITE)?;
+    for (area, p) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
+        draw_heatmap(area, p)?;
+    }
+    root.present().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn draw_heatmap<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, p: &Heatmap<'_>) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let t0 = p.timing.start(0);
+    let t1 = p.timing.start(p.cols);
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(32)
+        .y_label_area_size(48)
+        .build_cartesian_2d(t0..t1, 0f64..p.rows as f64)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("time (s)")
+        .y_desc(p.y_label)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Robust colour limits: 1st..99th percentile.
+    let mut sorted: Vec<f32> = p.values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(f32::total_cmp);
+    let (lo, hi) = if sorted.is_empty() {
+        (0.0, 1.0)
+    } else {
+        (sorted[sorted.len() / 100] as f64, sorted[sorted.len() * 99 / 100] as f64)
+    };
+    let span = (hi - lo).max(1e-12);
+    chart
+        .draw_series((0..p.rows).flat_map(|r| (0..p.cols).map(move |c| (r, c))).map(|(r, c)| {
+            let v = p.values[r * p.cols + c] as f64;
+            let x0 = p.timing.start(c);
+            Rectangle::new([(x0, r as f64), (x0 + p.timing.hop_s, r as f64 + 1.0)], viridis((v - lo) / span).filled())
+        }))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}

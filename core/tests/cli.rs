@@ -1,0 +1,187 @@
+//! The CLI contract (exact command forms other tools rely on), run on the committed fixtures
+//! and on Whisper tiny.en.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use audiosae::npy::{read_f32, read_i64};
+use tch::{Kind, Tensor};
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(rel)
+}
+
+fn clip() -> PathBuf {
+    fixture("speech/61-70968-0000.flac")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("audiosae-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_audiosae")).args(args).envs(envs.iter().copied()).output().unwrap();
+    eprintln!("$ audiosae {}\n{}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = run(args, &[]);
+    assert!(out.status.success(), "audiosae {} failed", args.join(" "));
+    out
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a.to_kind(Kind::Double) - b.to_kind(Kind::Double)).abs().max().double_value(&[])
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn logmel_writes_the_exact_model_input() {
+    let d = tmp("logmel");
+    for n in [80, 128] {
+        let out = d.join(format!("m{n}.npy"));
+        ok(&["logmel", s(&clip()), "--n-mels", &n.to_string(), "-o", s(&out)]);
+        let got = read_f32(&out).unwrap();
+        assert_eq!(got.size(), [n, 3000]);
+        assert!(max_diff(&got, &read_f32(&fixture(&format!("logmel/speech_logmel{n}.npy"))).unwrap()) <= 1e-4);
+    }
+}
+
+#[test]
+fn features_of_qwen2_audio_layers() {
+    let d = tmp("qfeat");
+    let model = fixture("qwen2_audio_tiny");
+    let clip = clip();
+    for (layer, reference, rows) in [
+        (None, "a_speech_projector", 123),
+        (Some("projector"), "a_speech_projector", 123),
+        (Some("encoder"), "a_speech_encoder", 123),
+        (Some("encoder.0"), "a_speech_layer0", 246),
+    ] {
+        let out = d.join("f.npy");
+        let mut args = vec!["features", "--model", s(&model), s(&clip), "-o", s(&out), "--device", "cpu"];
+        if let Some(l) = layer {
+            args.extend(["--layer", l]);
+        }
+        ok(&args);
+        let got = read_f32(&out).unwrap();
+        assert_eq!(got.size()[0], rows);
+        let diff = max_diff(&got, &read_f32(&fixture(&format!("qwen2_audio_ref/{reference}.npy"))).unwrap());
+        assert!(diff <= 1e-4, "{layer:?}: {diff}");
+    }
+    let bad =
+        run(&["features", "--model", s(&model), s(&clip), "-o", s(&d.join("x.npy")), "--layer", "encoder.7"], &[]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("encoder has 2 layers"));
+}
+
+#[test]
+fn features_of_whisper_tiny_en() {
+    let d = tmp("wfeat");
+    let model = audiosae::cli::default_model();
+    let out = d.join("f.npy");
+    ok(&["features", "--model", s(&model), s(&clip()), "-o", s(&out)]);
+    let got = read_f32(&out).unwrap();
+    assert_eq!(got.size(), [246, 384]);
+    assert!(max_diff(&got, &read_f32(&fixture("whisper_ref/tiny_en_hf_encoder.npy")).unwrap()) <= 1e-4);
+}
+
+#[test]
+fn generate_prints_transformers_greedy_tokens() {
+    let out = ok(&[
+        "generate",
+        "--model",
+        s(&fixture("qwen2_audio_tiny")),
+        s(&clip()),
+        "--prompt",
+        "Transcribe the audio.",
+        "--max-new-tokens",
+        "24",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout must be JSON");
+    let ids: Vec<i64> = json["token_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let want = Vec::<i64>::try_from(read_i64(&fixture("qwen2_audio_ref/a_speech_greedy.npy")).unwrap()).unwrap();
+    assert_eq!(ids, want);
+    assert!(json["text"].is_string());
+}
+
+#[test]
+fn models_load_from_the_offline_hub_cache_by_repo_id() {
+    let cache = tmp("hub");
+    let snap = cache.join("models--audiosae--tiny-qwen2-audio/snapshots/0123abcd");
+    std::fs::create_dir_all(&snap).unwrap();
+    std::fs::create_dir_all(cache.join("models--audiosae--tiny-qwen2-audio/refs")).unwrap();
+    std::fs::write(cache.join("models--audiosae--tiny-qwen2-audio/refs/main"), "0123abcd").unwrap();
+    for e in std::fs::read_dir(fixture("qwen2_audio_tiny_v5")).unwrap() {
+        let p = e.unwrap().path();
+        std::os::unix::fs::symlink(&p, snap.join(p.file_name().unwrap())).unwrap();
+    }
+    let out = cache.join("f.npy");
+    let env = [("HF_HUB_CACHE", s(&cache)), ("HF_HUB_OFFLINE", "1")];
+    let r = run(&["features", "--model", "audiosae/tiny-qwen2-audio", s(&clip()), "-o", s(&out)], &env);
+    assert!(r.status.success());
+    let diff =
+        max_diff(&read_f32(&out).unwrap(), &read_f32(&fixture("qwen2_audio_ref/b_speech_projector.npy")).unwrap());
+    assert!(diff <= 1e-4);
+    let r = run(&["features", "--model", "audiosae/not-there", s(&clip()), "-o", s(&out)], &env);
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains("not found in the Hugging Face cache") && err.contains("audiosae/not-there"), "{err}");
+}
+
+#[test]
+fn bad_inputs_fail_with_the_file_and_the_problem() {
+    let d = tmp("bad");
+    let model = fixture("qwen2_audio_tiny");
+    // Corrupt audio.
+    let junk = d.join("junk.flac");
+    std::fs::write(&junk, b"fLaC but not really a flac file at all").unwrap();
+    let r = run(&["features", "--model", s(&model), s(&junk), "-o", s(&d.join("x.npy"))], &[]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("junk.flac"));
+    // A checkpoint whose config does not match its weights.
+    let ckpt = d.join("mismatched");
+    std::fs::create_dir_all(&ckpt).unwrap();
+    for e in std::fs::read_dir(&model).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, ckpt.join(p.file_name().unwrap())).unwrap();
+    }
+    let cfg = std::fs::read_to_string(ckpt.join("config.json"))
+        .unwrap()
+        .replace("\"encoder_ffn_dim\": 64", "\"encoder_ffn_dim\": 96");
+    std::fs::write(ckpt.join("config.json"), cfg).unwrap();
+    let r = run(&["features", "--model", s(&ckpt), s(&clip()), "-o", s(&d.join("x.npy"))], &[]);
+    assert!(!r.status.success());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("mismatched") && err.contains("fc1.weight") && err.contains("does not match its config.json"),
+        "{err}"
+    );
+    // Not a model directory.
+    let r = run(&["features", "--model", s(&d), s(&clip()), "-o", s(&d.join("x.npy"))], &[]);
+    assert!(!r.status.success());
+    assert!(String::from_utf8_lossy(&r.stderr).contains("not a model directory"));
+}
+
+#[test]
+fn demo_writes_summary_and_plot() {
+    let d = tmp("demo");
+    let out = ok(&["demo", "--out", s(&d)]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("246 frames x 384 dims"), "{text}");
+    let png = std::fs::read(d.join("demo.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(png.len() > 50_000, "the plot looks empty");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["frames"], 246);
+    assert_eq!(summary["frame_hop_s"], 0.02);
+}
