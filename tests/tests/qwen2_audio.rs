@@ -109,3 +109,20 @@ fn mismatched_audio_and_placeholders_is_an_error() {
     let err = q.merge_embeddings(&ids, &emb).expect_err("must fail").to_string();
     assert!(err.contains("123 audio frames for 2"), "{err}");
 }
+
+#[test]
+fn f16_and_bf16_run_and_drift_within_their_precision() {
+    let features = npy("logmel/speech_logmel128.npy").unsqueeze(0);
+    let want = npy("qwen2_audio_ref/a_speech_projector.npy");
+    let scale = want.abs().max().double_value(&[]);
+    // Relative mean drift bounds: ~2^-11 (f16) and ~2^-8 (bf16) per op, compounded over the tower.
+    for (kind, bound) in [(Kind::Half, 2e-3), (Kind::BFloat16, 1e-2)] {
+        let q = Qwen2Audio::load(&fixture("qwen2_audio_tiny"), Device::Cpu, kind, false).unwrap();
+        let got = q.audio_embeddings(&features, &[491]).unwrap().remove(0);
+        assert_eq!(got.kind(), kind);
+        let mean = (got.to_kind(Kind::Double) - want.to_kind(Kind::Double)).abs().mean(Kind::Double).double_value(&[]);
+        println!("{kind:?}: mean abs drift {:.2e} of max {scale:.2}", mean);
+        assert!(mean / scale <= bound, "{kind:?} drift {mean} too large");
+        assert!(mean > 0.0, "{kind:?} gave bit-identical output: the dtype was not applied");
+    }
+}

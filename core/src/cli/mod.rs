@@ -1,4 +1,6 @@
 //! The `audiosae` command line. Each subcommand parses its arguments and calls the library.
+//! Subcommand groups with many options live in their own file under `cli/` and add one
+//! variant to [`Command`] plus one arm to `run`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
