@@ -126,3 +126,30 @@ fn f16_and_bf16_run_and_drift_within_their_precision() {
         assert!(mean > 0.0, "{kind:?} gave bit-identical output: the dtype was not applied");
     }
 }
+
+#[test]
+fn fast_trimmed_extraction_gives_the_exact_frames_for_all_layers_in_one_pass() {
+    use audiosae::models::{AudioModel, LayerSpec, Trim};
+    let m = AudioModel::load(fixture("qwen2_audio_tiny").to_str().unwrap(), Device::Cpu, Kind::Float, false).unwrap();
+    assert!(m.fast_is_exact());
+    let speech = Vec::<f32>::try_from(npy("logmel/speech_wave.npy")).unwrap();
+    let synth = Vec::<f32>::try_from(npy("logmel/synth_wave.npy")).unwrap();
+    let layers = [LayerSpec::Projector, LayerSpec::Encoder, LayerSpec::EncoderLayer(0), LayerSpec::EncoderLayer(1)];
+    let exact = m.extract(&[&speech, &synth], &layers, Trim::Exact).unwrap();
+    let fast = m.extract(&[&speech, &synth], &layers, Trim::Fast).unwrap();
+    for (li, layer) in layers.iter().enumerate() {
+        for clip in 0..2 {
+            let (e, f) = (&exact[li][clip], &fast[li][clip]);
+            assert_eq!(e.timing, f.timing);
+            let d = max_abs_diff(&e.frames, &f.frames);
+            println!("{layer} clip {clip}: fast vs exact max abs diff {d:.2e}");
+            assert!(d <= 1e-5, "{layer} clip {clip}: {d}");
+            // One pass over several layers equals a single-layer pass.
+            let single = m.features_batch(&[&speech, &synth], *layer).unwrap();
+            assert_eq!(max_abs_diff(&single[clip].frames, &e.frames), 0.0);
+        }
+    }
+    assert_eq!(exact[0][0].frames.size(), [123, 32]);
+    assert_eq!(exact[2][1].frames.size(), [201, 32]);
+    check("projector via extract", &exact[0][0].frames, &npy("qwen2_audio_ref/a_speech_projector.npy"), TOL);
+}

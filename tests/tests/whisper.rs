@@ -1,14 +1,13 @@
 //! Whisper encoder parity: a random transformers checkpoint, and the real Whisper tiny.en
 //! (CTranslate2 model.bin, fp16) against transformers and CTranslate2 themselves.
 
-use audiosae::models::{AudioModel, LayerSpec};
+use audiosae::models::{AudioModel, LayerSpec, Trim};
 use audiosae_tests::{fixture, max_abs_diff, npy, tiny_en_dir};
 use tch::{Device, Kind};
 
 fn features(model: &AudioModel, layer: LayerSpec) -> tch::Tensor {
     let mel = npy("logmel/speech_logmel80.npy").unsqueeze(0);
-    let t = model.timing(layer).unwrap();
-    model.features_from_mel(&mel, &[491], layer, t).unwrap().remove(0).frames
+    model.extract_from_mel(&mel, &[491], &[layer], Trim::Exact).unwrap().remove(0).remove(0).frames
 }
 
 fn check(what: &str, got: &tch::Tensor, want: &tch::Tensor, tol: f64) {
@@ -50,4 +49,16 @@ fn tiny_en_ctranslate2_matches_transformers_and_ctranslate2() {
     );
     // CTranslate2's own kernels differ from transformers by 1.4e-3 on this clip (outputs reach ~11).
     check("tiny.en encoder vs ctranslate2", &enc, &npy("whisper_ref/tiny_en_ct2_encoder.npy"), 2e-3);
+}
+
+#[test]
+fn fast_trimmed_whisper_runs_but_is_not_exact() {
+    use audiosae::models::Trim;
+    let m = AudioModel::load(fixture("whisper_tiny_random").to_str().unwrap(), Device::Cpu, Kind::Float, false).unwrap();
+    assert!(!m.fast_is_exact(), "Whisper attends to its padding: trimming must not be called exact");
+    let mel = npy("logmel/speech_logmel80.npy").unsqueeze(0);
+    let fast = m.extract_from_mel(&mel, &[491], &[LayerSpec::Encoder], Trim::Fast).unwrap().remove(0).remove(0);
+    let want = npy("whisper_ref/random_encoder.npy");
+    assert_eq!(fast.frames.size(), want.size());
+    println!("whisper fast vs exact: max abs diff {:.3e}", max_abs_diff(&fast.frames, &want));
 }

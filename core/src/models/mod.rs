@@ -180,53 +180,77 @@ impl AudioModel {
         }
     }
 
-    /// Features of one 16 kHz mono clip (its first 30 s) at `layer`.
+    /// Features of one 16 kHz mono clip (its first 30 s) at `layer`, exact mode.
     pub fn features(&self, samples: &[f32], layer: LayerSpec) -> Result<LayerFeatures> {
         Ok(self.features_batch(&[samples], layer)?.remove(0))
     }
 
-    /// Features of a batch of clips; each keeps only its valid frames.
+    /// Features of a batch of clips at one layer, exact mode; each keeps only its valid frames.
     pub fn features_batch(&self, clips: &[&[f32]], layer: LayerSpec) -> Result<Vec<LayerFeatures>> {
-        let timing = self.timing(layer)?;
-        let MelBatch { features, feat_lens } = self.mel.compute_batch(clips);
-        self.features_from_mel(&features, &feat_lens, layer, timing)
+        Ok(self.extract(clips, &[layer], Trim::Exact)?.remove(0))
     }
 
-    /// Features from precomputed log-mel `[B, n_mels, 3000]`.
-    pub fn features_from_mel(
-        &self,
-        features: &Tensor,
-        feat_lens: &[usize],
-        layer: LayerSpec,
-        timing: FrameTiming,
-    ) -> Result<Vec<LayerFeatures>> {
-        let (out, valid): (Tensor, Vec<usize>) = tch::no_grad(|| -> Result<_> {
-            Ok(match (&self.arch, layer) {
-                (Arch::Whisper(e), LayerSpec::Encoder) => {
-                    (e.forward(features)?, feat_lens.iter().map(|&l| conv_out_len(l)).collect())
+    /// Whether [`Trim::Fast`] gives the same frames as exact mode for this model: true for
+    /// Qwen2-Audio (its key-padding mask hides padded frames), false for Whisper (which attends
+    /// to the 30 s padding, so trimming changes its outputs).
+    pub fn fast_is_exact(&self) -> bool {
+        matches!(self.arch, Arch::Qwen2Audio(_))
+    }
+
+    /// Features of a batch of clips at several layers in one encoder pass: `[layer][clip]`.
+    pub fn extract(&self, clips: &[&[f32]], layers: &[LayerSpec], trim: Trim) -> Result<Vec<Vec<LayerFeatures>>> {
+        let MelBatch { features, feat_lens } = self.mel.compute_batch(clips);
+        self.extract_from_mel(&features, &feat_lens, layers, trim)
+    }
+
+    /// Like [`Self::extract`] from precomputed log-mel `[B, n_mels, 3000]`.
+    pub fn extract_from_mel(&self, features: &Tensor, feat_lens: &[usize], layers: &[LayerSpec], trim: Trim) -> Result<Vec<Vec<LayerFeatures>>> {
+        let timings = layers.iter().map(|&l| self.timing(l)).collect::<Result<Vec<_>>>()?;
+        let frames = match trim {
+            Trim::Exact => features.size()[2],
+            Trim::Fast => trimmed_mel_frames(feat_lens, features.size()[2] as usize) as i64,
+        };
+        let features = features.narrow(2, 0, frames);
+        let keep: Vec<usize> = layers.iter().filter_map(|l| if let LayerSpec::EncoderLayer(n) = l { Some(*n) } else { None }).collect();
+        let needs_final = layers.iter().any(|l| !matches!(l, LayerSpec::EncoderLayer(_)));
+        let enc_valid: Vec<usize> = feat_lens.iter().map(|&l| conv_out_len(l)).collect();
+        let outputs: Vec<(Tensor, Vec<usize>)> = tch::no_grad(|| -> Result<_> {
+            let (final_out, kept, pooled_valid) = match &self.arch {
+                Arch::Whisper(e) => {
+                    let h = e.embed(&features)?;
+                    let n = if needs_final { e.n_layers() } else { keep.iter().max().map_or(0, |m| m + 1) };
+                    let (h, kept) = e.run_layers(h, None, n, &keep);
+                    (needs_final.then(|| e.layer_norm.forward(&h)), kept, enc_valid.clone())
                 }
-                (Arch::Whisper(e), LayerSpec::EncoderLayer(n)) => {
-                    (e.layer_output(features, n, None)?, feat_lens.iter().map(|&l| conv_out_len(l)).collect())
+                Arch::Qwen2Audio(q) => {
+                    let (out, kept) = q.run_tower(&features, feat_lens, &keep, needs_final)?;
+                    (out, kept, feat_lens.iter().map(|&l| qwen2_audio::audio_token_count(l)).collect())
                 }
-                (Arch::Qwen2Audio(q), LayerSpec::EncoderLayer(n)) => {
-                    (q.encoder_layer(features, feat_lens, n)?, feat_lens.iter().map(|&l| conv_out_len(l)).collect())
-                }
-                (Arch::Qwen2Audio(q), LayerSpec::Encoder) => {
-                    let a = q.encode_audio(features, feat_lens)?;
-                    (a.last_hidden_state, a.valid)
-                }
-                (Arch::Qwen2Audio(q), LayerSpec::Projector) => {
-                    let a = q.encode_audio(features, feat_lens)?;
-                    (q.project(&a.last_hidden_state), a.valid)
-                }
-                (Arch::Whisper(_), LayerSpec::Projector) => bail!("Whisper has no projector layer"),
-            })
+            };
+            let mut kept = kept.into_iter();
+            layers
+                .iter()
+                .map(|l| {
+                    Ok(match (l, &self.arch) {
+                        (LayerSpec::EncoderLayer(_), _) => (kept.next().expect("one output per kept layer"), enc_valid.clone()),
+                        (LayerSpec::Encoder, _) => (final_out.as_ref().expect("final output computed").shallow_clone(), pooled_valid.clone()),
+                        (LayerSpec::Projector, Arch::Qwen2Audio(q)) => (q.project(final_out.as_ref().expect("final output computed")), pooled_valid.clone()),
+                        (LayerSpec::Projector, Arch::Whisper(_)) => bail!("Whisper has no projector layer"),
+                    })
+                })
+                .collect()
         })?;
-        let out = out.to_kind(Kind::Float).to_device(Device::Cpu);
-        Ok(valid
-            .iter()
-            .enumerate()
-            .map(|(i, &n)| LayerFeatures { frames: out.get(i as i64).narrow(0, 0, n as i64).contiguous(), timing })
+        Ok(outputs
+            .into_iter()
+            .zip(timings)
+            .map(|((out, valid), timing)| {
+                let out = out.to_kind(Kind::Float).to_device(Device::Cpu);
+                valid
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &n)| LayerFeatures { frames: out.get(i as i64).narrow(0, 0, n as i64).contiguous(), timing })
+                    .collect()
+            })
             .collect())
     }
 
@@ -238,6 +262,24 @@ impl AudioModel {
             }
         }
     }
+}
+
+/// How much of the 30 s input window the encoder runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trim {
+    /// The whole 30 s window, exactly as the reference implementations run.
+    Exact,
+    /// Only the mel frames the valid outputs can see (see [`trimmed_mel_frames`]).
+    Fast,
+}
+
+/// Mel frames the encoder needs so that its first `ceil(len/2)` outputs see the same inputs as
+/// in the full window: conv1 (k3, p1) then conv2 (k3, s2, p1) give output `j` a receptive field
+/// of mel frames `2j-2 ..= 2j+2`, so the last valid output `a-1` needs frames up to `2a`; the
+/// cut must also be even for the stride. Result: `2a + 2`, capped at the window.
+pub fn trimmed_mel_frames(feat_lens: &[usize], window: usize) -> usize {
+    let a = feat_lens.iter().map(|&l| conv_out_len(l)).max().unwrap_or(0);
+    (2 * a + 2).min(window)
 }
 
 /// Loads the audio file and fails with its path in the message.

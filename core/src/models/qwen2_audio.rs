@@ -93,10 +93,9 @@ impl Qwen2Audio {
         Ok(Qwen2Audio { config, audio_tower, projector, language_model })
     }
 
-    /// Additive key-padding bias `[B, 1, 1, P]`: keys at or after the post-conv length
+    /// Additive key-padding bias `[B, 1, 1, p]`: keys at or after the post-conv length
     /// `a = ceil(len/2)` are masked (spec §3.5).
-    fn key_bias(&self, feat_lens: &[usize], device: Device, kind: Kind) -> Tensor {
-        let p = self.config.audio_config.max_source_positions;
+    fn key_bias(&self, feat_lens: &[usize], p: i64, device: Device, kind: Kind) -> Tensor {
         let lens: Vec<i64> = feat_lens.iter().map(|&l| conv_out_len(l) as i64).collect();
         let lens = Tensor::from_slice(&lens).to_device(device).view([-1, 1]);
         let pad = Tensor::arange(p, (Kind::Int64, device)).view([1, p]).ge_tensor(&lens);
@@ -108,27 +107,39 @@ impl Qwen2Audio {
         Tensor::zeros([lens.size()[0], p], (kind, device)).masked_fill(&pad, min).view([-1, 1, 1, p])
     }
 
-    /// Audio tower: `[B, n_mels, 3000]` features with `feat_lens` valid frames each.
-    pub fn encode_audio(&self, features: &Tensor, feat_lens: &[usize]) -> Result<AudioFeatures> {
+    /// Runs the masked audio tower over `[B, n_mels, F]` features. Returns the pooled and normed
+    /// output when `pooled` (else None) and the raw outputs of the encoder layers in `keep`.
+    pub fn run_tower(&self, features: &Tensor, feat_lens: &[usize], keep: &[usize], pooled: bool) -> Result<(Option<Tensor>, Vec<Tensor>)> {
         tch::no_grad(|| {
             let enc = &self.audio_tower;
-            let bias = self.key_bias(feat_lens, features.device(), enc.kind());
-            let h = enc.run_layers(enc.embed(features)?, Some(&bias), enc.n_layers());
+            for &k in keep {
+                enc.check_layer(k)?;
+            }
+            let h = enc.embed(features)?;
+            let bias = self.key_bias(feat_lens, h.size()[1], features.device(), enc.kind());
+            let n = if pooled { enc.n_layers() } else { keep.iter().max().map_or(0, |m| m + 1) };
+            let (h, kept) = enc.run_layers(h, Some(&bias), n, keep);
             // AvgPool1d(2, 2) over time, then the final LayerNorm (after the pool).
-            let pooled = h.transpose(1, 2).avg_pool1d([2], [2], [0], false, true).transpose(1, 2);
-            Ok(AudioFeatures {
-                last_hidden_state: enc.layer_norm.forward(&pooled),
-                valid: feat_lens.iter().map(|&l| audio_token_count(l)).collect(),
-            })
+            let out = pooled.then(|| {
+                let p = h.transpose(1, 2).avg_pool1d([2], [2], [0], false, true).transpose(1, 2);
+                enc.layer_norm.forward(&p)
+            });
+            Ok((out, kept))
+        })
+    }
+
+    /// Audio tower: `[B, n_mels, 3000]` features with `feat_lens` valid frames each.
+    pub fn encode_audio(&self, features: &Tensor, feat_lens: &[usize]) -> Result<AudioFeatures> {
+        let (out, _) = self.run_tower(features, feat_lens, &[], true)?;
+        Ok(AudioFeatures {
+            last_hidden_state: out.expect("pooled output requested"),
+            valid: feat_lens.iter().map(|&l| audio_token_count(l)).collect(),
         })
     }
 
     /// Raw output of audio-tower layer `layer` (pre-pool, 20 ms frames), masked like the model.
     pub fn encoder_layer(&self, features: &Tensor, feat_lens: &[usize], layer: usize) -> Result<Tensor> {
-        tch::no_grad(|| {
-            let bias = self.key_bias(feat_lens, features.device(), self.audio_tower.kind());
-            self.audio_tower.layer_output(features, layer, Some(&bias))
-        })
+        Ok(self.run_tower(features, feat_lens, &[layer], false)?.1.remove(0))
     }
 
     pub fn project(&self, audio_hidden: &Tensor) -> Tensor {

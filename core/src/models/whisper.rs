@@ -163,11 +163,13 @@ impl WhisperEncoder {
         self.conv1.kind()
     }
 
-    /// Conv stem + full positional table: `[B, n_mels, 2P]` -> `[B, P, d]`.
+    /// Conv stem + positional table: `[B, n_mels, F]` -> `[B, F/2, d]`. `F` is normally the full
+    /// 30 s (`2 * max_source_positions`, which transformers requires); fast extraction passes a
+    /// shorter even `F` and gets the first `F/2` positions.
     pub fn embed(&self, features: &Tensor) -> Result<Tensor> {
         let (_, n_mels, frames) = features.size3().context("features must be [batch, n_mels, frames]")?;
         anyhow::ensure!(
-            n_mels == self.config.num_mel_bins && frames == self.config.input_frames(),
+            n_mels == self.config.num_mel_bins && frames <= self.config.input_frames() && frames % 2 == 0,
             "encoder expects [batch, {}, {}] log-mel features, got [_, {n_mels}, {frames}]",
             self.config.num_mel_bins,
             self.config.input_frames()
@@ -175,31 +177,37 @@ impl WhisperEncoder {
         let x = features.to_kind(self.kind());
         let h = self.conv1.forward(&x).gelu("none");
         let h = self.conv2.forward(&h).gelu("none");
-        Ok(h.transpose(1, 2) + &self.embed_positions)
+        Ok(h.transpose(1, 2) + self.embed_positions.narrow(0, 0, frames / 2))
     }
 
-    /// Runs layers `0..n` over `h`.
-    pub fn run_layers(&self, mut h: Tensor, key_bias: Option<&Tensor>, n: usize) -> Tensor {
-        for layer in &self.layers[..n] {
+    /// Runs layers `0..n` over `h`; returns the last one's raw output and the raw outputs of the
+    /// layers listed in `keep` (each `< n`), in the order of `keep`.
+    pub fn run_layers(&self, mut h: Tensor, key_bias: Option<&Tensor>, n: usize, keep: &[usize]) -> (Tensor, Vec<Tensor>) {
+        let mut kept: Vec<Option<Tensor>> = keep.iter().map(|_| None).collect();
+        for (i, layer) in self.layers[..n].iter().enumerate() {
             h = layer.forward(&h, key_bias);
+            for (slot, _) in kept.iter_mut().zip(keep).filter(|(_, &k)| k == i) {
+                *slot = Some(h.shallow_clone());
+            }
         }
-        h
+        (h, kept.into_iter().map(|t| t.expect("kept layers must be below n")).collect())
+    }
+
+    /// Checks that encoder layer `layer` exists.
+    pub fn check_layer(&self, layer: usize) -> Result<()> {
+        anyhow::ensure!(
+            layer < self.layers.len(),
+            "layer encoder.{layer} does not exist: the encoder has {} layers (0..{})",
+            self.layers.len(),
+            self.layers.len() - 1
+        );
+        Ok(())
     }
 
     /// Whisper's `last_hidden_state`: all layers, no mask, final LayerNorm. `[B, P, d]`.
     pub fn forward(&self, features: &Tensor) -> Result<Tensor> {
-        let h = self.run_layers(self.embed(features)?, None, self.layers.len());
+        let (h, _) = self.run_layers(self.embed(features)?, None, self.layers.len(), &[]);
         Ok(self.layer_norm.forward(&h))
-    }
-
-    /// Raw output of layer `layer` (0-based), before any final norm. `[B, P, d]`.
-    pub fn layer_output(&self, features: &Tensor, layer: usize, key_bias: Option<&Tensor>) -> Result<Tensor> {
-        anyhow::ensure!(
-            layer < self.layers.len(),
-            "layer {layer} out of range: the encoder has {} layers",
-            self.layers.len()
-        );
-        Ok(self.run_layers(self.embed(features)?, key_bias, layer + 1))
     }
 }
 
