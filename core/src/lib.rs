@@ -7,6 +7,7 @@
 pub mod audio;
 pub mod chat;
 pub mod cli;
+pub mod corpus;
 pub mod ctranslate2;
 pub mod device;
 pub mod hub;
@@ -14,6 +15,9 @@ pub mod mel;
 pub mod models;
 pub mod npy;
 pub mod plot;
+pub mod sae;
+pub mod store;
+pub mod textgrid;
 pub mod timing;
 pub mod weights;
 

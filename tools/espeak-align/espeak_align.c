@@ -1,27 +1,19 @@
 /*
- * espeak_align: synthesise sentences with eSpeak NG and report word and phoneme events with
- * their sample positions. A separate program, so that GPL code (libespeak-ng, GPL-3.0-or-later)
- * is never linked into the audiosae library: audiosae runs it as a subprocess.
+ * espeak_align: synthesise sentences with espeak-ng and record its word and phoneme events.
  *
- * Build (the setup script does this; needs `apt-get install espeak-ng libespeak-ng-dev`):
- *   gcc -O2 -Wall -o "$AUDIOSAE_CACHE/bin/espeak_align" tools/espeak-align/espeak_align.c -lespeak-ng
+ * A separate program (not linked into audiosae) because libespeak-ng is GPL-3.0.
+ * Built by scripts/build_espeak_align.sh; run by `audiosae corpus demo`.
  *
- * Usage:
- *   espeak_align --voice VOICE --rate WPM --out DIR [--mnemonic] < sentences.tsv
- *   espeak_align --version
- *
- * Input: one sentence per line, "ID<TAB>TEXT" (ID: [A-Za-z0-9._-]+). For each line it writes
- *   DIR/ID.wav  mono 16-bit PCM at espeak's native rate (22050 Hz)
- *   DIR/ID.tsv  events, one per line, tab-separated:
- *     rate      <sample_rate>
- *     voice     <voice> <rate_wpm>
- *     text      <text>
- *     word      <sample> <text_position (1-based characters)> <length (characters)>
- *     phoneme   <sample> <name: IPA by default, eSpeak mnemonic with --mnemonic>
- *     end       <sample>          end of the sentence (espeakEVENT_END)
- *     samples   <n>               total samples written to the WAV
- *   Sample positions come from the events' audio_position (milliseconds) times the rate.
- * and prints "ok ID <samples>" to stdout. Exit status 0 if every line was synthesised.
+ * Usage: espeak_align OUT_DIR < items.tsv      (or: espeak_align --version)
+ *   Each input line is `id<TAB>voice<TAB>rate<TAB>text` (id: [A-Za-z0-9._-]+, voice e.g. en-us+f3,
+ *   rate in words per minute).
+ *   For each line it writes OUT_DIR/id.wav (16-bit mono PCM at espeak's rate, 22050 Hz) and
+ *   OUT_DIR/id.events.tsv:
+ *     # sample_rate=R samples=N
+ *     word<TAB>SAMPLE<TAB>TEXT       start of a word (TEXT: the word as written in the input)
+ *     phone<TAB>SAMPLE<TAB>IPA       start of a phoneme (IPA name; empty for a pause)
+ *   SAMPLE = espeak's audio_position (ms) * R / 1000, rounded. Both files are written under a temporary
+ *   name and renamed, then `ok<TAB>id<TAB>N` is printed on stdout.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -31,43 +23,59 @@
 
 #include <espeak-ng/speak_lib.h>
 
-static short *g_buf;
-static size_t g_len, g_cap;
-static FILE *g_tsv;
-static int g_rate;
+typedef struct {
+    int16_t *samples;
+    size_t n, cap;
+    FILE *events;       /* events of the item being synthesised */
+    const char *text;   /* its text, for word events */
+    int rate;
+    int failed;
+} Item;
 
-static long ms_to_sample(int ms) { return (long)((double)ms * g_rate / 1000.0 + 0.5); }
+static Item item;
 
-static int synth_callback(short *wav, int numsamples, espeak_EVENT *events) {
-    if (wav && numsamples > 0) {
-        if (g_len + (size_t)numsamples > g_cap) {
-            size_t cap = g_cap ? g_cap : 1 << 16;
-            while (cap < g_len + (size_t)numsamples) cap *= 2;
-            short *b = realloc(g_buf, cap * sizeof(short));
-            if (!b) { fprintf(stderr, "espeak_align: out of memory\n"); return 1; }
-            g_buf = b;
-            g_cap = cap;
-        }
-        memcpy(g_buf + g_len, wav, (size_t)numsamples * sizeof(short));
-        g_len += (size_t)numsamples;
+/* Byte offset of the 1-based character position `pos` in the UTF-8 string `s`. */
+static size_t utf8_offset(const char *s, int pos) {
+    size_t i = 0;
+    int chars = 1;
+    while (s[i] && chars < pos) {
+        i++;
+        while ((s[i] & 0xC0) == 0x80) i++;
+        chars++;
     }
-    for (espeak_EVENT *e = events; e && e->type != espeakEVENT_LIST_TERMINATED; e++) {
-        switch (e->type) {
-        case espeakEVENT_WORD:
-            fprintf(g_tsv, "word\t%ld\t%d\t%d\n", ms_to_sample(e->audio_position), e->text_position, e->length);
-            break;
-        case espeakEVENT_PHONEME: {
-            char name[9];
-            memcpy(name, e->id.string, 8);
-            name[8] = 0;
-            fprintf(g_tsv, "phoneme\t%ld\t%s\n", ms_to_sample(e->audio_position), name);
-            break;
+    return i;
+}
+
+/* Byte length of `len` characters starting at byte offset `start`. */
+static size_t utf8_span(const char *s, size_t start, int len) {
+    size_t i = start;
+    for (int c = 0; s[i] && c < len; c++) {
+        i++;
+        while ((s[i] & 0xC0) == 0x80) i++;
+    }
+    return i - start;
+}
+
+static long to_sample(int ms) { return (long)((double)ms * item.rate / 1000.0 + 0.5); }
+
+static int on_synth(short *wav, int n, espeak_EVENT *ev) {
+    if (wav && n > 0) {
+        if (item.n + (size_t)n > item.cap) {
+            item.cap = (item.n + (size_t)n) * 2;
+            int16_t *grown = realloc(item.samples, item.cap * sizeof(int16_t));
+            if (!grown) { item.failed = 1; return 1; }
+            item.samples = grown;
         }
-        case espeakEVENT_END:
-            fprintf(g_tsv, "end\t%ld\n", ms_to_sample(e->audio_position));
-            break;
-        default:
-            break;
+        memcpy(item.samples + item.n, wav, (size_t)n * sizeof(int16_t));
+        item.n += (size_t)n;
+    }
+    for (; ev && ev->type != espeakEVENT_LIST_TERMINATED; ev++) {
+        if (ev->type == espeakEVENT_WORD) {
+            size_t start = utf8_offset(item.text, ev->text_position);
+            int len = (int)utf8_span(item.text, start, ev->length);
+            fprintf(item.events, "word\t%ld\t%.*s\n", to_sample(ev->audio_position), len, item.text + start);
+        } else if (ev->type == espeakEVENT_PHONEME) {
+            fprintf(item.events, "phone\t%ld\t%.8s\n", to_sample(ev->audio_position), ev->id.string);
         }
     }
     return 0;
@@ -77,19 +85,28 @@ static void put_u32(FILE *f, uint32_t v) {
     unsigned char b[4] = {v & 255, (v >> 8) & 255, (v >> 16) & 255, (v >> 24) & 255};
     fwrite(b, 1, 4, f);
 }
+
 static void put_u16(FILE *f, uint16_t v) {
     unsigned char b[2] = {v & 255, (v >> 8) & 255};
     fwrite(b, 1, 2, f);
 }
 
-static int write_wav(const char *path, const short *s, size_t n, int rate) {
+static int write_wav(const char *path, const int16_t *s, size_t n, int rate) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
-    uint32_t data = (uint32_t)(n * 2);
-    fwrite("RIFF", 1, 4, f); put_u32(f, 36 + data); fwrite("WAVE", 1, 4, f);
-    fwrite("fmt ", 1, 4, f); put_u32(f, 16); put_u16(f, 1); put_u16(f, 1);
-    put_u32(f, (uint32_t)rate); put_u32(f, (uint32_t)rate * 2); put_u16(f, 2); put_u16(f, 16);
-    fwrite("data", 1, 4, f); put_u32(f, data);
+    uint32_t bytes = (uint32_t)(n * 2);
+    fwrite("RIFF", 1, 4, f);
+    put_u32(f, 36 + bytes);
+    fwrite("WAVEfmt ", 1, 8, f);
+    put_u32(f, 16);
+    put_u16(f, 1); /* PCM */
+    put_u16(f, 1); /* mono */
+    put_u32(f, (uint32_t)rate);
+    put_u32(f, (uint32_t)rate * 2);
+    put_u16(f, 2);
+    put_u16(f, 16);
+    fwrite("data", 1, 4, f);
+    put_u32(f, bytes);
     for (size_t i = 0; i < n; i++) put_u16(f, (uint16_t)s[i]);
     return fclose(f);
 }
@@ -103,64 +120,96 @@ static int valid_id(const char *id) {
     return 1;
 }
 
-int main(int argc, char **argv) {
-    const char *voice = "en-us", *out = NULL;
-    int rate_wpm = 175, ipa = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--voice") && i + 1 < argc) voice = argv[++i];
-        else if (!strcmp(argv[i], "--rate") && i + 1 < argc) rate_wpm = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--mnemonic")) ipa = 0;
-        else if (!strcmp(argv[i], "--version")) {
-            const char *path = NULL;
-            printf("espeak_align 1 (eSpeak NG %s)\n", espeak_Info(&path));
-            return 0;
-        } else {
-            fprintf(stderr, "usage: espeak_align --voice VOICE --rate WPM --out DIR [--mnemonic] < ID<TAB>TEXT lines\n");
-            return 2;
-        }
+static int finish(const char *tmp, const char *final) {
+    if (rename(tmp, final) != 0) {
+        fprintf(stderr, "espeak_align: cannot rename %s to %s: %s\n", tmp, final, strerror(errno));
+        return -1;
     }
-    if (!out) { fprintf(stderr, "espeak_align: --out DIR is required\n"); return 2; }
-    int options = espeakINITIALIZE_PHONEME_EVENTS | (ipa ? espeakINITIALIZE_PHONEME_IPA : 0) | espeakINITIALIZE_DONT_EXIT;
-    g_rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, NULL, options);
-    if (g_rate <= 0) { fprintf(stderr, "espeak_align: espeak_Initialize failed (is espeak-ng-data installed?)\n"); return 1; }
-    if (espeak_SetVoiceByName(voice) != EE_OK) { fprintf(stderr, "espeak_align: unknown voice %s\n", voice); return 1; }
-    espeak_SetParameter(espeakRATE, rate_wpm, 0);
-    espeak_SetSynthCallback(synth_callback);
+    return 0;
+}
 
+static int synth_item(const char *dir, const char *id, const char *voice, int rate, const char *text) {
+    char wav[4096], wav_tmp[4200], ev[4096], ev_tmp[4200];
+    snprintf(wav, sizeof wav, "%s/%s.wav", dir, id);
+    snprintf(wav_tmp, sizeof wav_tmp, "%s.tmp", wav);
+    snprintf(ev, sizeof ev, "%s/%s.events.tsv", dir, id);
+    snprintf(ev_tmp, sizeof ev_tmp, "%s.tmp", ev);
+    if (espeak_SetVoiceByName(voice) != EE_OK) {
+        fprintf(stderr, "espeak_align: %s: unknown voice '%s' (see `espeak-ng --voices`)\n", id, voice);
+        return -1;
+    }
+    espeak_SetParameter(espeakRATE, rate, 0);
+    /* Events go to a memory stream first: the header needs the final sample count. */
+    char *body = NULL;
+    size_t body_len = 0;
+    item.events = open_memstream(&body, &body_len);
+    item.text = text;
+    item.n = 0;
+    item.failed = 0;
+    espeak_ERROR err = espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
+    if (err == EE_OK) err = espeak_Synchronize();
+    fclose(item.events);
+    if (err != EE_OK || item.failed || item.n == 0) {
+        fprintf(stderr, "espeak_align: %s: synthesis failed (error %d, %zu samples)\n", id, err, item.n);
+        free(body);
+        return -1;
+    }
+    FILE *f = fopen(ev_tmp, "w");
+    if (!f) {
+        fprintf(stderr, "espeak_align: cannot write %s: %s\n", ev_tmp, strerror(errno));
+        free(body);
+        return -1;
+    }
+    fprintf(f, "# sample_rate=%d samples=%zu\n", item.rate, item.n);
+    fwrite(body, 1, body_len, f);
+    free(body);
+    if (fclose(f) != 0 || write_wav(wav_tmp, item.samples, item.n, item.rate) != 0) {
+        fprintf(stderr, "espeak_align: %s: cannot write its files in %s\n", id, dir);
+        return -1;
+    }
+    if (finish(ev_tmp, ev) || finish(wav_tmp, wav)) return -1;
+    printf("ok\t%s\t%zu\n", id, item.n);
+    fflush(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        const char *data = NULL;
+        printf("espeak_align 2 (eSpeak NG %s)\n", espeak_Info(&data));
+        return 0;
+    }
+    if (argc != 2) {
+        fprintf(stderr, "usage: espeak_align OUT_DIR < items.tsv  (lines: id<TAB>voice<TAB>rate<TAB>text)\n");
+        return 2;
+    }
+    item.rate = espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, NULL,
+                                  espeakINITIALIZE_PHONEME_EVENTS | espeakINITIALIZE_PHONEME_IPA);
+    if (item.rate <= 0) {
+        fprintf(stderr, "espeak_align: espeak_Initialize failed (is espeak-ng-data installed?)\n");
+        return 1;
+    }
+    espeak_SetSynthCallback(on_synth);
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
-    int failed = 0;
-    while ((n = getline(&line, &cap, stdin)) > 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = 0;
-        if (n == 0) continue;
-        char *tab = strchr(line, '\t');
-        if (!tab) { fprintf(stderr, "espeak_align: line without a tab: %s\n", line); failed = 1; continue; }
-        *tab = 0;
-        const char *id = line, *text = tab + 1;
-        if (!valid_id(id)) { fprintf(stderr, "espeak_align: bad id %s\n", id); failed = 1; continue; }
-        size_t plen = strlen(out) + strlen(id) + 8;
-        char *wav_path = malloc(plen), *tsv_path = malloc(plen), *tmp_path = malloc(plen + 4);
-        snprintf(wav_path, plen, "%s/%s.wav", out, id);
-        snprintf(tsv_path, plen, "%s/%s.tsv", out, id);
-        snprintf(tmp_path, plen + 4, "%s.tmp", tsv_path);
-        g_tsv = fopen(tmp_path, "w");
-        if (!g_tsv) { fprintf(stderr, "espeak_align: %s: %s\n", tmp_path, strerror(errno)); return 1; }
-        fprintf(g_tsv, "rate\t%d\nvoice\t%s\t%d\ntext\t%s\n", g_rate, voice, rate_wpm, text);
-        g_len = 0;
-        espeak_ERROR err = espeak_Synth(text, strlen(text) + 1, 0, POS_CHARACTER, 0, espeakCHARS_UTF8, NULL, NULL);
-        if (err == EE_OK) err = espeak_Synchronize();
-        fprintf(g_tsv, "samples\t%zu\n", g_len);
-        int bad = err != EE_OK || fclose(g_tsv) != 0 || write_wav(wav_path, g_buf, g_len, g_rate) != 0 ||
-                  rename(tmp_path, tsv_path) != 0;
-        if (bad) { fprintf(stderr, "espeak_align: failed on %s\n", id); failed = 1; }
-        else printf("ok\t%s\t%zu\n", id, g_len);
-        fflush(stdout);
-        free(wav_path); free(tsv_path); free(tmp_path);
+    ssize_t len;
+    int status = 0;
+    long lineno = 0;
+    while ((len = getline(&line, &cap, stdin)) != -1) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = 0;
+        if (len == 0) continue;
+        char *id = strtok(line, "\t"), *voice = strtok(NULL, "\t"), *rate = strtok(NULL, "\t");
+        char *text = strtok(NULL, "");
+        if (!id || !voice || !rate || !text || atoi(rate) <= 0 || !valid_id(id)) {
+            fprintf(stderr, "espeak_align: stdin line %ld: expected id<TAB>voice<TAB>rate<TAB>text\n", lineno);
+            status = 1;
+            continue;
+        }
+        if (synth_item(argv[1], id, voice, atoi(rate), text) != 0) status = 1;
     }
     free(line);
-    free(g_buf);
+    free(item.samples);
     espeak_Terminate();
-    return failed;
+    return status;
 }

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod corpus;
+mod sae;
+mod store;
+
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use tch::Tensor;
@@ -13,7 +17,7 @@ use tch::Tensor;
 use crate::chat::{instruct_prompt, PromptTokenizer, END_OF_TEXT, IM_END};
 use crate::device::{self, DType};
 use crate::mel::LogMel;
-use crate::models::{load_clip, AudioModel, LayerSpec};
+use crate::models::{load_clip, AttentionImpl, AudioModel, LayerSpec};
 use crate::plot::{heatmaps_png, Heatmap};
 use crate::timing::FrameTiming;
 
@@ -35,6 +39,18 @@ pub struct DeviceArgs {
     /// Weights and activations: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
     pub dtype: DType,
+    /// Encoder attention: sdpa (fused, fast) or eager (bit-identical to transformers' eager path).
+    #[arg(long, default_value = "sdpa")]
+    pub attention: AttentionImpl,
+}
+
+impl DeviceArgs {
+    /// Loads `model` on the chosen device, dtype and attention implementation.
+    pub fn load(&self, model: &str, with_lm: bool) -> Result<AudioModel> {
+        let mut m = AudioModel::load(model, device::parse_device(&self.device)?, self.dtype.kind(), with_lm)?;
+        m.set_attention(self.attention);
+        Ok(m)
+    }
 }
 
 #[derive(Subcommand)]
@@ -98,6 +114,18 @@ enum Command {
         #[command(flatten)]
         dev: DeviceArgs,
     },
+    #[command(flatten)]
+    Sae(sae::SaeCommand),
+    /// Activation stores: verify, info, merge.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
+    },
+    /// Speech corpora: build the aligned demo corpus, print statistics.
+    Corpus {
+        #[command(subcommand)]
+        command: corpus::CorpusCommand,
+    },
 }
 
 /// Where the setup script caches venv, models and data (`AUDIOSAE_CACHE`, else
@@ -150,7 +178,7 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Features { model, audio, layer, output, dev } => {
-            let m = AudioModel::load(&model, device::parse_device(&dev.device)?, dev.dtype.kind(), false)?;
+            let m = dev.load(&model, false)?;
             let layer = layer.unwrap_or(m.default_layer());
             let f = m.features(&load_clip(&audio)?, layer)?;
             crate::npy::write_f32(&output, &f.frames)?;
@@ -188,6 +216,9 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Demo { model, audio, layer, out, dev } => demo(model, audio, layer, &out, &dev),
+        Command::Store { command } => store::run(command),
+        Command::Sae(command) => sae::run(command),
+        Command::Corpus { command } => corpus::run(command),
     }
 }
 
@@ -217,7 +248,7 @@ pub fn generate(
     max_new: usize,
     dev: &DeviceArgs,
 ) -> Result<GenerateOutput> {
-    let m = AudioModel::load(model, device::parse_device(&dev.device)?, dev.dtype.kind(), true)?;
+    let m = dev.load(model, true)?;
     let q = m.qwen2_audio()?;
     let tok = PromptTokenizer::from_dir(&m.dir, q.config.audio_token_index)?;
     let samples = load_clip(audio)?;
@@ -253,7 +284,8 @@ fn demo(
     let audio = audio.unwrap_or_else(default_clip);
     let device = device::parse_device(&dev.device)?;
     let t_load = Instant::now();
-    let m = AudioModel::load(&model, device, dev.dtype.kind(), false)
+    let m = dev
+        .load(&model, false)
         .with_context(|| format!("loading the demo model {model} (run ./audiosae.sh setup first)"))?;
     let load_s = t_load.elapsed().as_secs_f64();
     let layer = layer.unwrap_or(m.default_layer());

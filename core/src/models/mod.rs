@@ -18,6 +18,7 @@ use crate::mel::{LogMel, MelBatch, MelConfig};
 use crate::timing::FrameTiming;
 use crate::weights::{self, Weights};
 use qwen2_audio::Qwen2Audio;
+pub use whisper::AttentionImpl;
 use whisper::{conv_out_len, WhisperEncoder};
 
 /// Which representation to read out.
@@ -141,6 +142,14 @@ impl AudioModel {
         Ok(AudioModel { dir, id: spec.to_string(), arch, mel: LogMel::new(n_mels, device), device })
     }
 
+    /// Chooses the encoder's attention implementation (default: fused SDPA).
+    pub fn set_attention(&mut self, imp: AttentionImpl) {
+        match &mut self.arch {
+            Arch::Whisper(e) => e.attention = imp,
+            Arch::Qwen2Audio(q) => q.audio_tower.attention = imp,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self.arch {
             Arch::Whisper(_) => "whisper",
@@ -204,14 +213,21 @@ impl AudioModel {
     }
 
     /// Like [`Self::extract`] from precomputed log-mel `[B, n_mels, 3000]`.
-    pub fn extract_from_mel(&self, features: &Tensor, feat_lens: &[usize], layers: &[LayerSpec], trim: Trim) -> Result<Vec<Vec<LayerFeatures>>> {
+    pub fn extract_from_mel(
+        &self,
+        features: &Tensor,
+        feat_lens: &[usize],
+        layers: &[LayerSpec],
+        trim: Trim,
+    ) -> Result<Vec<Vec<LayerFeatures>>> {
         let timings = layers.iter().map(|&l| self.timing(l)).collect::<Result<Vec<_>>>()?;
         let frames = match trim {
             Trim::Exact => features.size()[2],
             Trim::Fast => trimmed_mel_frames(feat_lens, features.size()[2] as usize) as i64,
         };
         let features = features.narrow(2, 0, frames);
-        let keep: Vec<usize> = layers.iter().filter_map(|l| if let LayerSpec::EncoderLayer(n) = l { Some(*n) } else { None }).collect();
+        let keep: Vec<usize> =
+            layers.iter().filter_map(|l| if let LayerSpec::EncoderLayer(n) = l { Some(*n) } else { None }).collect();
         let needs_final = layers.iter().any(|l| !matches!(l, LayerSpec::EncoderLayer(_)));
         let enc_valid: Vec<usize> = feat_lens.iter().map(|&l| conv_out_len(l)).collect();
         let outputs: Vec<(Tensor, Vec<usize>)> = tch::no_grad(|| -> Result<_> {
@@ -232,9 +248,15 @@ impl AudioModel {
                 .iter()
                 .map(|l| {
                     Ok(match (l, &self.arch) {
-                        (LayerSpec::EncoderLayer(_), _) => (kept.next().expect("one output per kept layer"), enc_valid.clone()),
-                        (LayerSpec::Encoder, _) => (final_out.as_ref().expect("final output computed").shallow_clone(), pooled_valid.clone()),
-                        (LayerSpec::Projector, Arch::Qwen2Audio(q)) => (q.project(final_out.as_ref().expect("final output computed")), pooled_valid.clone()),
+                        (LayerSpec::EncoderLayer(_), _) => {
+                            (kept.next().expect("one output per kept layer"), enc_valid.clone())
+                        }
+                        (LayerSpec::Encoder, _) => {
+                            (final_out.as_ref().expect("final output computed").shallow_clone(), pooled_valid.clone())
+                        }
+                        (LayerSpec::Projector, Arch::Qwen2Audio(q)) => {
+                            (q.project(final_out.as_ref().expect("final output computed")), pooled_valid.clone())
+                        }
                         (LayerSpec::Projector, Arch::Whisper(_)) => bail!("Whisper has no projector layer"),
                     })
                 })
@@ -248,7 +270,10 @@ impl AudioModel {
                 valid
                     .iter()
                     .enumerate()
-                    .map(|(i, &n)| LayerFeatures { frames: out.get(i as i64).narrow(0, 0, n as i64).contiguous(), timing })
+                    .map(|(i, &n)| LayerFeatures {
+                        frames: out.get(i as i64).narrow(0, 0, n as i64).contiguous(),
+                        timing,
+                    })
                     .collect()
             })
             .collect())

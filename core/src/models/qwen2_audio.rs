@@ -109,7 +109,13 @@ impl Qwen2Audio {
 
     /// Runs the masked audio tower over `[B, n_mels, F]` features. Returns the pooled and normed
     /// output when `pooled` (else None) and the raw outputs of the encoder layers in `keep`.
-    pub fn run_tower(&self, features: &Tensor, feat_lens: &[usize], keep: &[usize], pooled: bool) -> Result<(Option<Tensor>, Vec<Tensor>)> {
+    pub fn run_tower(
+        &self,
+        features: &Tensor,
+        feat_lens: &[usize],
+        keep: &[usize],
+        pooled: bool,
+    ) -> Result<(Option<Tensor>, Vec<Tensor>)> {
         tch::no_grad(|| {
             let enc = &self.audio_tower;
             for &k in keep {

