@@ -11,11 +11,17 @@ fn topk_recovers_a_known_dictionary() {
     let data = generate(d, m, k, 40_000, 0.01, 1);
     let mut source = InMemorySource::new(data.frames.shallow_clone(), 2).unwrap();
     let cfg = TrainConfig {
-        sae: SaeConfig { arch: Arch::TopK, d_in: d as usize, d_sae: m as usize, k: Some(k as usize), ..Default::default() },
+        sae: SaeConfig {
+            arch: Arch::TopK,
+            d_in: d as usize,
+            d_sae: m as usize,
+            k: Some(k as usize),
+            ..Default::default()
+        },
         seed: 3,
-        steps: 3000,
+        steps: 2000,
         batch_size: 256,
-        lr: 3e-3,
+        lr: 4e-3,
         decay: Decay::Cosine,
         dead_window_frames: 50_000,
         log_every: 100,

@@ -99,7 +99,7 @@ fn shards_are_npy_files_numpy_reads() {
             let dict = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
             let descr = if dtype == StoreDType::F32 { "<f4" } else { "<f2" };
             let expected = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (4, 3), }}");
-            assert_eq!(dict.trim_end_matches(' ').trim_end_matches('\n'), expected);
+            assert_eq!(dict.trim_end_matches('\n').trim_end_matches(' '), expected);
             assert!(dict.ends_with('\n') && dict[expected.len()..dict.len() - 1].bytes().all(|b| b == b' '));
             let data = &bytes[10 + header_len..];
             let values = &all[i * 12..(i + 1) * 12];

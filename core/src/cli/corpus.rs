@@ -39,8 +39,13 @@ pub fn run(command: CorpusCommand) -> Result<()> {
         CorpusCommand::Demo { out, minutes } => {
             let opts = DemoOptions::new(out, minutes);
             let (corpus, report) = demo::build(&opts)?;
-            for (source, file, reason) in &report.skipped {
+            // Audio without any TextGrid is common in the sources (unaligned test clips): count it.
+            let no_textgrid = report.skipped.iter().filter(|s| s.2 == crate::corpus::real::NO_TEXTGRID).count();
+            for (source, file, reason) in report.skipped.iter().filter(|s| s.2 != crate::corpus::real::NO_TEXTGRID) {
                 eprintln!("  skipped {source}/{file}: {reason}");
+            }
+            if no_textgrid > 0 {
+                eprintln!("  skipped {no_textgrid} real clip(s) without a TextGrid");
             }
             if !report.unknown_phones.is_empty() {
                 eprintln!("  phones outside the ARPAbet set, kept as they are: {}", report.unknown_phones);

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 mod corpus;
+mod extract;
 mod sae;
 mod store;
 
@@ -116,6 +117,8 @@ enum Command {
     },
     #[command(flatten)]
     Sae(sae::SaeCommand),
+    /// Extract a corpus's frames into activation stores (one per layer).
+    Extract(extract::ExtractArgs),
     /// Activation stores: verify, info, merge.
     Store {
         #[command(subcommand)]
@@ -216,6 +219,7 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Demo { model, audio, layer, out, dev } => demo(model, audio, layer, &out, &dev),
+        Command::Extract(args) => extract::run(args),
         Command::Store { command } => store::run(command),
         Command::Sae(command) => sae::run(command),
         Command::Corpus { command } => corpus::run(command),

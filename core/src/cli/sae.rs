@@ -78,7 +78,11 @@ impl DataArgs {
         match (&self.store, &self.synthetic) {
             (Some(dir), _) => Ok(Data::Store(SplitStore::open(dir, self.test_frac)?)),
             (None, Some(spec)) => {
-                let v: Vec<i64> = spec.split(':').map(|s| s.parse()).collect::<Result<_, _>>().with_context(|| format!("--synthetic {spec:?}: expected D:M:K:N"))?;
+                let v: Vec<i64> = spec
+                    .split(':')
+                    .map(|s| s.parse())
+                    .collect::<Result<_, _>>()
+                    .with_context(|| format!("--synthetic {spec:?}: expected D:M:K:N"))?;
                 let [d, m, k, n] = v[..] else { bail!("--synthetic {spec:?}: expected D:M:K:N") };
                 let n_test = ((n as f64 * self.test_frac) as i64).max(SYNTH_ITEM_FRAMES as i64);
                 let data = synth::generate(d, m, k, n + n_test, SYNTH_NOISE, 1);
@@ -101,7 +105,8 @@ impl Data {
             Data::Store(s) => Box::new(s.test_items()),
             Data::Synth { test, .. } => {
                 let n = test.size()[0] as usize;
-                let lens: Vec<usize> = (0..n).step_by(SYNTH_ITEM_FRAMES).map(|s| SYNTH_ITEM_FRAMES.min(n - s)).collect();
+                let lens: Vec<usize> =
+                    (0..n).step_by(SYNTH_ITEM_FRAMES).map(|s| SYNTH_ITEM_FRAMES.min(n - s)).collect();
                 let names = (0..lens.len()).map(|i| format!("synth-{i}")).collect();
                 Box::new(InMemorySource::new(test.shallow_clone(), 0)?.with_items(names, &lens)?)
             }
@@ -299,7 +304,13 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
 
 fn eval_sae(dir: &Path, data: &Data, max_frames: usize, out: &Path, device: Device) -> Result<EvalMetrics> {
     let (sae, scale) = checkpoint::load_sae(dir, device)?;
-    anyhow::ensure!(sae.cfg.d_in == data.d_in(), "{}: SAE takes d_in {}, the data has {}", dir.display(), sae.cfg.d_in, data.d_in());
+    anyhow::ensure!(
+        sae.cfg.d_in == data.d_in(),
+        "{}: SAE takes d_in {}, the data has {}",
+        dir.display(),
+        sae.cfg.d_in,
+        data.d_in()
+    );
     evaluate(&sae, scale, data.test_items()?.as_ref(), max_frames, Some(out))
 }
 
@@ -322,7 +333,9 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
     if !a.collect {
         let data = a.data.open()?;
         let chosen: Vec<&SweepPoint> = match a.index {
-            Some(i) => vec![points.get(i).with_context(|| format!("--index {i}: the grid has {} points", points.len()))?],
+            Some(i) => {
+                vec![points.get(i).with_context(|| format!("--index {i}: the grid has {} points", points.len()))?]
+            }
             None => points.iter().collect(),
         };
         for p in chosen {

@@ -117,7 +117,10 @@ fn synthesize_all(
         if !missing.is_empty() {
             espeak::synthesize(&opts.helper, &dir, &missing)?;
             for it in &missing {
-                fresh.insert(it.id.clone(), espeak::finish_item(&dir, &opts.out, it, phone_set, &mut report.unknown_phones)?);
+                fresh.insert(
+                    it.id.clone(),
+                    espeak::finish_item(&dir, &opts.out, it, phone_set, &mut report.unknown_phones)?,
+                );
             }
         }
         for it in &chunk {

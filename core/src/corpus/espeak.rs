@@ -27,12 +27,13 @@ pub struct Voice {
 }
 
 /// Two voices, a different accent and a different variant, are held out for the test split.
+/// Names are espeak-ng voice files (`en` is British English) plus an optional `+variant`.
 pub const VOICES: [Voice; 8] = [
     Voice { name: "en-us", split: Split::Train },
     Voice { name: "en-us+f3", split: Split::Train },
     Voice { name: "en-us+m3", split: Split::Train },
-    Voice { name: "en-gb", split: Split::Train },
-    Voice { name: "en-gb+f2", split: Split::Train },
+    Voice { name: "en", split: Split::Train },
+    Voice { name: "en-gb-x-rp+f2", split: Split::Train },
     Voice { name: "en-029", split: Split::Train },
     Voice { name: "en-gb-scotland", split: Split::Test },
     Voice { name: "en-us+f4", split: Split::Test },
@@ -95,7 +96,8 @@ impl EventLog {
         for (n, line) in lines.enumerate() {
             let mut parts = line.splitn(3, '\t');
             let (kind, sample, label) = (parts.next(), parts.next(), parts.next().unwrap_or_default());
-            let sample: u64 = sample.and_then(|s| s.parse().ok()).with_context(|| format!("line {}: `{line}`", n + 2))?;
+            let sample: u64 =
+                sample.and_then(|s| s.parse().ok()).with_context(|| format!("line {}: `{line}`", n + 2))?;
             events.push(match kind {
                 Some("word") => Event::Word { sample, text: label.to_string() },
                 Some("phone") => Event::Phone { sample, name: label.to_string() },
@@ -163,7 +165,10 @@ impl EventLog {
             }
         }
         let xmax = end as f64 / rate;
-        (IntervalTier::from_spans("words", 0.0, xmax, &word_spans), IntervalTier::from_spans("phones", 0.0, xmax, &phone_spans))
+        (
+            IntervalTier::from_spans("words", 0.0, xmax, &word_spans),
+            IntervalTier::from_spans("phones", 0.0, xmax, &phone_spans),
+        )
     }
 }
 
@@ -202,7 +207,13 @@ pub fn synthesize(helper: &Path, dir: &Path, items: &[SynthItem]) -> Result<()> 
 
 /// Turns a synthesised clip into a corpus item: writes `ID.TextGrid` (tiers `words`, `phones`,
 /// phones mapped to `phone_set`) atomically, last, so its presence marks the item complete.
-pub fn finish_item(dir: &Path, root: &Path, it: &SynthItem, phone_set: PhoneSet, unknown: &mut UnknownPhones) -> Result<CorpusItem> {
+pub fn finish_item(
+    dir: &Path,
+    root: &Path,
+    it: &SynthItem,
+    phone_set: PhoneSet,
+    unknown: &mut UnknownPhones,
+) -> Result<CorpusItem> {
     let log = EventLog::read(&dir.join(format!("{}.events.tsv", it.id)))?;
     let (words, phones) = log.tiers();
     let phones = phone_set.map_tier(&phones, unknown);
@@ -219,7 +230,11 @@ pub fn finish_item(dir: &Path, root: &Path, it: &SynthItem, phone_set: PhoneSet,
 /// The corpus item of a clip whose files are complete.
 pub fn item(dir: &Path, root: &Path, it: &SynthItem, log: &EventLog) -> Result<CorpusItem> {
     let rel = |ext: &str| -> Result<PathBuf> {
-        Ok(dir.join(format!("{}.{ext}", it.id)).strip_prefix(root).context("synthetic clips live in the corpus")?.to_path_buf())
+        Ok(dir
+            .join(format!("{}.{ext}", it.id))
+            .strip_prefix(root)
+            .context("synthetic clips live in the corpus")?
+            .to_path_buf())
     };
     Ok(CorpusItem {
         id: it.id.clone(),

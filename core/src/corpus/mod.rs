@@ -102,7 +102,8 @@ impl Corpus {
         let problems = corpus.problems();
         if !problems.is_empty() {
             let shown: Vec<&str> = problems.iter().take(10).map(String::as_str).collect();
-            let more = if problems.len() > 10 { format!("\n  ... and {} more", problems.len() - 10) } else { String::new() };
+            let more =
+                if problems.len() > 10 { format!("\n  ... and {} more", problems.len() - 10) } else { String::new() };
             bail!(
                 "{}: {} problem(s) in the corpus manifest:\n  {}{more}",
                 manifest_path.display(),
@@ -122,11 +123,19 @@ impl Corpus {
                 problems.push(format!("item `{}`: duplicate id", item.id));
             }
             if !self.root.join(&item.audio).is_file() {
-                problems.push(format!("item `{}`: audio {} does not exist", item.id, self.root.join(&item.audio).display()));
+                problems.push(format!(
+                    "item `{}`: audio {} does not exist",
+                    item.id,
+                    self.root.join(&item.audio).display()
+                ));
             }
             if let Some(tg) = &item.textgrid {
                 if !self.root.join(tg).is_file() {
-                    problems.push(format!("item `{}`: TextGrid {} does not exist", item.id, self.root.join(tg).display()));
+                    problems.push(format!(
+                        "item `{}`: TextGrid {} does not exist",
+                        item.id,
+                        self.root.join(tg).display()
+                    ));
                 }
             }
             if !(item.duration_s.is_finite() && item.duration_s > 0.0) {
@@ -220,7 +229,9 @@ pub fn audio_duration_s(path: &Path) -> Result<f64> {
 }
 
 fn is_audio(path: &Path) -> bool {
-    path.extension().and_then(|e| e.to_str()).is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// Audio files under `dir`, recursively, sorted.
@@ -267,7 +278,9 @@ fn glob_files(pattern: &Path) -> Result<Vec<PathBuf>> {
 fn wildcard_match(pattern: &[char], name: &[char]) -> bool {
     match (pattern.first(), name.first()) {
         (None, None) => true,
-        (Some('*'), _) => wildcard_match(&pattern[1..], name) || (!name.is_empty() && wildcard_match(pattern, &name[1..])),
+        (Some('*'), _) => {
+            wildcard_match(&pattern[1..], name) || (!name.is_empty() && wildcard_match(pattern, &name[1..]))
+        }
         (Some('?'), Some(_)) => wildcard_match(&pattern[1..], &name[1..]),
         (Some(p), Some(n)) if p == n => wildcard_match(&pattern[1..], &name[1..]),
         _ => false,

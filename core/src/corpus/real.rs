@@ -50,6 +50,9 @@ pub const REAL_SOURCES: [RealSource; 2] = [
     },
 ];
 
+/// The skip reason of audio files that have no TextGrid at all.
+pub const NO_TEXTGRID: &str = "no TextGrid";
+
 /// What happened to each audio file of a source.
 #[derive(Debug, Default)]
 pub struct RealImport {
@@ -82,7 +85,7 @@ fn clip_tiers(tg_dir: &Path, stem: &str) -> std::result::Result<(TextGrid, Inter
     } else {
         let pair = [format!("{stem}_words.TextGrid"), format!("{stem}_phones.TextGrid")].map(|n| tg_dir.join(n));
         if !pair.iter().all(|p| p.is_file()) {
-            return Err("no TextGrid".into());
+            return Err(NO_TEXTGRID.into());
         }
         (TextGrid::read(&pair[0]).map_err(|e| e.to_string())?, TextGrid::read(&pair[1]).map_err(|e| e.to_string())?)
     };

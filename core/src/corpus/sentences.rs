@@ -4,9 +4,8 @@
 
 use std::collections::HashSet;
 
-const NAMES: &[&str] = &[
-    "Alice", "Bobby", "Mary", "George", "Judith", "Thomas", "Joyce", "Hugo", "Charlotte", "Vincent", "Zoe", "Nathan",
-];
+const NAMES: &[&str] =
+    &["Alice", "Bobby", "Mary", "George", "Judith", "Thomas", "Joyce", "Hugo", "Charlotte", "Vincent", "Zoe", "Nathan"];
 const ADJECTIVES: &[&str] = &[
     "quiet", "yellow", "heavy", "shiny", "ancient", "wooden", "cheerful", "thick", "smooth", "noisy", "gentle",
     "frozen", "bright", "usual", "strange", "golden", "tiny", "awkward", "purple", "loyal",
@@ -29,12 +28,28 @@ const VERBS_BASE: &[&str] = &[
     "choose", "throw", "bring",
 ];
 const PLACES: &[&str] = &[
-    "near the river", "behind the house", "in the garage", "under the bridge", "at the station", "on the roof",
-    "through the forest", "beside the harbour", "across the valley", "inside the museum",
+    "near the river",
+    "behind the house",
+    "in the garage",
+    "under the bridge",
+    "at the station",
+    "on the roof",
+    "through the forest",
+    "beside the harbour",
+    "across the valley",
+    "inside the museum",
 ];
 const TIMES: &[&str] = &[
-    "this morning", "last Thursday", "every evening", "before the storm", "after lunch", "in the autumn",
-    "at midnight", "yesterday", "on the weekend", "during the show",
+    "this morning",
+    "last Thursday",
+    "every evening",
+    "before the storm",
+    "after lunch",
+    "in the autumn",
+    "at midnight",
+    "yesterday",
+    "on the weekend",
+    "during the show",
 ];
 const NUMBERS: &[&str] = &["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "twelve"];
 
@@ -59,13 +74,25 @@ impl SplitMix {
 fn generate(r: &mut SplitMix) -> String {
     let (adj, noun) = (r.pick(ADJECTIVES), r.pick(NOUNS));
     match r.below(8) {
-        0 => format!("The {adj} {noun} {} the {} {} {}.", r.pick(VERBS_PAST), r.pick(ADJECTIVES), r.pick(NOUNS), r.pick(PLACES)),
+        0 => format!(
+            "The {adj} {noun} {} the {} {} {}.",
+            r.pick(VERBS_PAST),
+            r.pick(ADJECTIVES),
+            r.pick(NOUNS),
+            r.pick(PLACES)
+        ),
         1 => format!("{} {} a {adj} {noun} {}.", r.pick(NAMES), r.pick(VERBS_PAST), r.pick(TIMES)),
         2 => format!("Did the {noun} {} the {} {}?", r.pick(VERBS_BASE), r.pick(NOUNS), r.pick(PLACES)),
         3 => format!("We {} {} {adj} {} {}.", r.pick(VERBS_PAST), r.pick(NUMBERS), r.pick(PLURALS), r.pick(TIMES)),
         4 => format!("{} said that the {noun} was {adj} {}.", r.pick(NAMES), r.pick(TIMES)),
         5 => format!("Please {} the {adj} {noun} {}.", r.pick(VERBS_BASE), r.pick(PLACES)),
-        6 => format!("A {adj} {noun} and {} {} {} {}.", r.pick(NUMBERS), r.pick(PLURALS), r.pick(VERBS_PAST), r.pick(PLACES)),
+        6 => format!(
+            "A {adj} {noun} and {} {} {} {}.",
+            r.pick(NUMBERS),
+            r.pick(PLURALS),
+            r.pick(VERBS_PAST),
+            r.pick(PLACES)
+        ),
         _ => format!("How many {} did {} {} {}?", r.pick(PLURALS), r.pick(NAMES), r.pick(VERBS_BASE), r.pick(TIMES)),
     }
 }
@@ -94,10 +121,8 @@ pub fn demo_sentences(n: usize, transcripts: &[String]) -> Vec<String> {
 /// removed, whitespace collapsed. `None` if nothing speakable is left or it is not ASCII (the
 /// voices are English).
 pub fn clean_transcript(text: &str) -> Option<String> {
-    let words: Vec<&str> = text
-        .split_whitespace()
-        .filter(|w| !(w.starts_with('[') || w.starts_with('<') || w.starts_with('{')))
-        .collect();
+    let words: Vec<&str> =
+        text.split_whitespace().filter(|w| !(w.starts_with('[') || w.starts_with('<') || w.starts_with('{'))).collect();
     let s = words.join(" ");
     (s.chars().any(|c| c.is_ascii_alphabetic()) && s.is_ascii()).then_some(s)
 }

@@ -13,7 +13,12 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn write_wav(path: &Path, seconds: f64) {
-    let spec = hound::WavSpec { channels: 1, sample_rate: 16000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for i in 0..(seconds * 16000.0) as usize {
         w.write_sample(((i as f32 * 0.05).sin() * 8000.0) as i16).unwrap();
@@ -130,7 +135,11 @@ fn manifest_round_trip_and_validation_errors() {
     };
     let corpus = Corpus {
         root: dir.clone(),
-        manifest: Manifest { name: "t".into(), phone_set: crate::textgrid::PhoneSet::Raw, items: vec![item("a", "a.wav")] },
+        manifest: Manifest {
+            name: "t".into(),
+            phone_set: crate::textgrid::PhoneSet::Raw,
+            items: vec![item("a", "a.wav")],
+        },
     };
     corpus.save().unwrap();
     let back = Corpus::open(dir.to_str().unwrap()).unwrap();

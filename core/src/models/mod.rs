@@ -189,6 +189,16 @@ impl AudioModel {
         }
     }
 
+    /// Width of `layer`'s output.
+    pub fn dim(&self, layer: LayerSpec) -> Result<usize> {
+        self.timing(layer)?;
+        Ok(match (&self.arch, layer) {
+            (Arch::Qwen2Audio(q), LayerSpec::Projector) => q.config.text_config.hidden_size,
+            (Arch::Qwen2Audio(q), _) => q.config.audio_config.d_model,
+            (Arch::Whisper(e), _) => e.config.d_model,
+        } as usize)
+    }
+
     /// Features of one 16 kHz mono clip (its first 30 s) at `layer`, exact mode.
     pub fn features(&self, samples: &[f32], layer: LayerSpec) -> Result<LayerFeatures> {
         Ok(self.features_batch(&[samples], layer)?.remove(0))

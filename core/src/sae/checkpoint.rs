@@ -99,13 +99,22 @@ pub fn save_training_state(dir: &Path, t: &Trainer, data_position: u64) -> Resul
     Ok(())
 }
 
-pub fn load_training_state(dir: &Path, device: Device) -> Result<TrainingState> {
+fn read_state_json(dir: &Path) -> Result<(PathBuf, StateJson)> {
     let dir = if dir.join(STATE_JSON).exists() { dir.to_path_buf() } else { old_dir(dir) };
     let json_path = dir.join(STATE_JSON);
-    let s: StateJson = serde_json::from_str(
-        &std::fs::read_to_string(&json_path).with_context(|| format!("reading {}", json_path.display()))?,
-    )
-    .with_context(|| format!("{}: not a training state", json_path.display()))?;
+    let text = std::fs::read_to_string(&json_path)
+        .with_context(|| format!("reading {} (no training checkpoint to resume from?)", json_path.display()))?;
+    let s = serde_json::from_str(&text).with_context(|| format!("{}: not a training state", json_path.display()))?;
+    Ok((dir, s))
+}
+
+/// The config a training checkpoint was written with.
+pub fn load_state_config(dir: &Path) -> Result<TrainConfig> {
+    Ok(read_state_json(dir)?.1.cfg)
+}
+
+pub fn load_training_state(dir: &Path, device: Device) -> Result<TrainingState> {
+    let (dir, s) = read_state_json(dir)?;
     let tensors = Named::read(&dir.join(STATE_TENSORS), device)?;
     let sae = Sae {
         cfg: s.cfg.sae.clone(),

@@ -46,14 +46,26 @@ impl SplitStore {
     /// Shuffled training batches over the training items.
     pub fn train_source(&self, seed: u64) -> Result<StoreBatches> {
         let rows = self.train_rows();
-        ensure!(!rows.is_empty(), "{}: no training items (all {} are held out)", self.reader.dir().display(), self.reader.items().len());
-        Ok(StoreBatches { reader: self.reader.clone(), sampler: EpochSampler::new(rows.clone(), seed)?, rows, seed, position: 0 })
+        ensure!(
+            !rows.is_empty(),
+            "{}: no training items (all {} are held out)",
+            self.reader.dir().display(),
+            self.reader.items().len()
+        );
+        Ok(StoreBatches {
+            reader: self.reader.clone(),
+            sampler: EpochSampler::new(rows.clone(), seed)?,
+            rows,
+            seed,
+            position: 0,
+        })
     }
 
     /// The held-out items (all items when `test_frac` is 0 would leave nothing: then every item).
     pub fn test_items(&self) -> StoreItems {
-        let mut indices: Vec<usize> =
-            (0..self.reader.items().len()).filter(|&i| is_test_item(&self.reader.items()[i].meta.id, self.test_frac)).collect();
+        let mut indices: Vec<usize> = (0..self.reader.items().len())
+            .filter(|&i| is_test_item(&self.reader.items()[i].meta.id, self.test_frac))
+            .collect();
         if indices.is_empty() {
             indices = (0..self.reader.items().len()).collect();
         }

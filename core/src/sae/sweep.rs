@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-
 use super::eval::EvalMetrics;
 use super::plots::{line_panels_png, Series};
 
@@ -53,7 +52,8 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
         .iter()
         .map(|p| {
             let path = run_dir(dir, p).join("eval").join("eval.json");
-            let metrics = std::fs::read_to_string(&path).ok().and_then(|s| serde_json::from_str::<EvalMetrics>(&s).ok());
+            let metrics =
+                std::fs::read_to_string(&path).ok().and_then(|s| serde_json::from_str::<EvalMetrics>(&s).ok());
             SweepRow { point: p.clone(), metrics }
         })
         .collect();
@@ -63,13 +63,26 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
         match &r.metrics {
             Some(m) => csv.push_str(&format!(
                 "{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                p.width, p.k, p.seed, m.fvu, m.explained_variance, m.mse, m.l0, m.l1, m.dead_frac, m.dense_frac, m.cosine, m.shrinkage
+                p.width,
+                p.k,
+                p.seed,
+                m.fvu,
+                m.explained_variance,
+                m.mse,
+                m.l0,
+                m.l1,
+                m.dead_frac,
+                m.dense_frac,
+                m.cosine,
+                m.shrinkage
             )),
             None => csv.push_str(&format!("{},{},{},,,,,,,,,\n", p.width, p.k, p.seed)),
         }
     }
-    std::fs::write(dir.join("sweep.csv"), csv).with_context(|| format!("writing {}", dir.join("sweep.csv").display()))?;
-    let done: Vec<(&SweepPoint, &EvalMetrics)> = rows.iter().filter_map(|r| r.metrics.as_ref().map(|m| (&r.point, m))).collect();
+    std::fs::write(dir.join("sweep.csv"), csv)
+        .with_context(|| format!("writing {}", dir.join("sweep.csv").display()))?;
+    let done: Vec<(&SweepPoint, &EvalMetrics)> =
+        rows.iter().filter_map(|r| r.metrics.as_ref().map(|m| (&r.point, m))).collect();
     if done.is_empty() {
         return Ok(rows);
     }
@@ -86,9 +99,16 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
     };
     let by_k: Vec<Series> = ks
         .iter()
-        .map(|&k| Series { label: format!("k = {k}"), points: widths.iter().filter_map(|&w| mean(w, k, |m| m.fvu).map(|f| (w as f64, f))).collect() })
+        .map(|&k| Series {
+            label: format!("k = {k}"),
+            points: widths.iter().filter_map(|&w| mean(w, k, |m| m.fvu).map(|f| (w as f64, f))).collect(),
+        })
         .collect();
-    line_panels_png(&dir.join("fvu_vs_width.png"), true, &[("FVU vs width at fixed k (mean over seeds)", "latents", "FVU", true, by_k)])?;
+    line_panels_png(
+        &dir.join("fvu_vs_width.png"),
+        true,
+        &[("FVU vs width at fixed k (mean over seeds)", "latents", "FVU", true, by_k)],
+    )?;
     let by_w: Vec<Series> = widths
         .iter()
         .map(|&w| Series {
@@ -96,7 +116,11 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
             points: ks.iter().filter_map(|&k| Some((mean(w, k, |m| m.l0)?, mean(w, k, |m| m.fvu)?))).collect(),
         })
         .collect();
-    line_panels_png(&dir.join("fvu_vs_l0.png"), false, &[("FVU vs L0 (held-out, mean over seeds)", "L0", "FVU", true, by_w)])?;
+    line_panels_png(
+        &dir.join("fvu_vs_l0.png"),
+        false,
+        &[("FVU vs L0 (held-out, mean over seeds)", "L0", "FVU", true, by_w)],
+    )?;
     Ok(rows)
 }
 

@@ -107,7 +107,7 @@ impl StoreReader {
                 s.rows,
                 c.shard_rows
             );
-            ensure!(header.data_offset % 4 == 0, "{}: data not 4-byte aligned", path.display());
+            ensure!(header.data_offset.is_multiple_of(4), "{}: data not 4-byte aligned", path.display());
             shards.push(map);
             data_offsets.push(header.data_offset);
         }

@@ -212,7 +212,7 @@ impl StoreWriter {
         if !(meta.duration_s.is_finite() && meta.duration_s >= 0.0 && meta.time_offset_s.is_finite()) {
             return Err(bad(format!("bad duration {} s or time offset {} s", meta.duration_s, meta.time_offset_s)));
         }
-        if frames.len() % d != 0 {
+        if !frames.len().is_multiple_of(d) {
             return Err(bad(format!("{} values are not whole rows of d = {d} (wrong feature size?)", frames.len())));
         }
         if let Some(i) = frames.iter().position(|x| !x.is_finite()) {

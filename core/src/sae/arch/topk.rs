@@ -4,7 +4,8 @@
 //!
 //! AuxK: the top `k_aux` (default d_in/2) pre-activations among dead latents reconstruct the
 //! detached residual `e = x − x̂` with the decoder alone (no `b_dec`: it is already in `x̂`):
-//! `‖e − W_dec h_aux‖² / total variance`, scaled by `min(n_dead / k_aux, 1)`.
+//! `‖e − W_dec h_aux‖²` over the residual's own variance (OpenAI's normalised MSE), scaled by
+//! `min(n_dead / k_aux, 1)`.
 
 use tch::{Kind, Tensor};
 
@@ -46,7 +47,8 @@ pub fn aux_k_loss(sae: &Sae, x: &Tensor, pre: &Tensor, err: &Tensor, dead: &Tens
     let masked = pre.masked_fill(&dead.logical_not().unsqueeze(0), f64::NEG_INFINITY);
     let (vals, idx) = masked.topk(k_aux.min(n_dead) as i64, -1, true, false);
     let e_hat = sparse_decode(&sae.dec, &idx, &vals);
-    fvu(x, &(e_hat - err.detach()).square().sum(Kind::Float)) * scale
+    let err = err.detach();
+    fvu(&err, &(e_hat - &err).square().sum(Kind::Float)) * scale
 }
 
 pub fn encode(sae: &Sae, x: &Tensor) -> Tensor {
@@ -109,7 +111,7 @@ mod tests {
         let masked = pre.masked_fill(&dead.logical_not().unsqueeze(0), f64::NEG_INFINITY);
         let (v, i) = masked.topk(6, -1, true, true);
         let e_hat = pre.zeros_like().scatter(1, &i, &v).matmul(&sae.dec);
-        let tv = (&x - x.mean_dim([0i64].as_slice(), true, Kind::Float)).square().sum(Kind::Float);
+        let tv = (&e - e.mean_dim([0i64].as_slice(), true, Kind::Float)).square().sum(Kind::Float);
         let expected = ((&e - e_hat).square().sum(Kind::Float) / tv).double_value(&[]);
         let got = out.aux.double_value(&[]);
         assert!((got - expected).abs() < 1e-5 * expected.max(1.0), "AuxK {got} vs {expected}");

@@ -1,0 +1,84 @@
+//! `audiosae extract`: corpus -> activation store(s).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use super::DeviceArgs;
+use crate::corpus::Corpus;
+use crate::extract::{extract, ExtractOptions, JobShard};
+use crate::models::{LayerSpec, Trim};
+use crate::store::StoreDType;
+
+#[derive(Args)]
+pub struct ExtractArgs {
+    /// Model directory, or a Hugging Face repo id in the local cache.
+    #[arg(long)]
+    model: String,
+    /// A corpus manifest, a directory (with manifest.json, else its audio files) or a glob.
+    #[arg(long)]
+    corpus: String,
+    /// Comma-separated layers (projector, encoder, encoder.N); one store per layer.
+    #[arg(long, value_delimiter = ',')]
+    layer: Vec<LayerSpec>,
+    /// The store directory; with several layers, the directory of one store per layer.
+    #[arg(long)]
+    out: PathBuf,
+    /// 30 s windows per forward pass.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Take items i, i+N, ... of the corpus (Slurm job arrays); merge with `audiosae store merge`.
+    #[arg(long)]
+    shard: Option<JobShard>,
+    /// Run the encoder on the whole 30 s window. Default for Whisper, whose outputs depend on the
+    /// padding; Qwen2-Audio masks the padding, so trimming it gives the same frames faster.
+    #[arg(long, conflicts_with = "fast")]
+    exact: bool,
+    /// Trim the window to the clip even for Whisper (changes Whisper's outputs).
+    #[arg(long)]
+    fast: bool,
+    /// f32 or f16 shards.
+    #[arg(long, default_value = "f32")]
+    store_dtype: StoreDType,
+    /// Rows per shard file (default: about 256 MB per shard).
+    #[arg(long)]
+    shard_rows: Option<usize>,
+    #[command(flatten)]
+    dev: DeviceArgs,
+}
+
+pub fn run(a: ExtractArgs) -> Result<()> {
+    let model = a.dev.load(&a.model, false)?;
+    let corpus = Corpus::open(&a.corpus)?;
+    let layers = if a.layer.is_empty() { vec![model.default_layer()] } else { a.layer };
+    let trim = if a.exact || (!a.fast && !model.fast_is_exact()) { Trim::Exact } else { Trim::Fast };
+    let opts = ExtractOptions {
+        layers,
+        out: a.out,
+        batch_size: a.batch_size,
+        shard: a.shard,
+        trim,
+        store_dtype: a.store_dtype,
+        shard_rows: a.shard_rows,
+        progress: true,
+    };
+    let s = extract(&model, &corpus, &opts)?;
+    eprintln!(
+        "extracted {} clips ({:.1} s of audio) in {:.1} s ({:.1} audio-s/s, {:?} mode); {} already done; stores: {}",
+        s.extracted,
+        s.audio_s,
+        s.seconds,
+        s.audio_s / s.seconds.max(1e-9),
+        trim,
+        s.already_done,
+        s.stores.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    if !s.errors.is_empty() {
+        for e in &s.errors {
+            eprintln!("  skipped {}: {}", e.id, e.error);
+        }
+        bail!("{} clip(s) skipped; details in {}", s.errors.len(), opts.out.join("errors.jsonl").display());
+    }
+    Ok(())
+}
