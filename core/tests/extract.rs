@@ -28,7 +28,12 @@ fn speech() -> Vec<f32> {
 }
 
 fn write_wav(path: &Path, samples: &[f32]) {
-    let spec = hound::WavSpec { channels: 1, sample_rate: 16000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
     let mut w = hound::WavWriter::create(path, spec).unwrap();
     for &x in samples {
         w.write_sample(x).unwrap();
@@ -196,4 +201,17 @@ fn shard_jobs_merge_into_the_single_job_store() {
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     verify(&merged);
     assert_same_contents(&contents(&merged), &contents(&single), "merged shard jobs vs single job");
+}
+
+#[test]
+fn a_bad_file_in_a_plain_directory_does_not_stop_the_run() {
+    let dir = tmp("dir");
+    write_wav(&dir.join("good.wav"), &speech());
+    std::fs::write(dir.join("junk.wav"), b"definitely not audio").unwrap();
+    let out = dir.join("store");
+    let r = extract(&dir, &out, &[]);
+    assert!(!r.status.success());
+    let log = std::fs::read_to_string(out.join("errors.jsonl")).unwrap();
+    assert!(log.contains("junk.wav"), "{log}");
+    assert_eq!(StoreReader::open(&out).unwrap().items().len(), 1);
 }

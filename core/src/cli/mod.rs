@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod analyze;
 mod corpus;
 mod extract;
 mod sae;
@@ -129,6 +130,13 @@ enum Command {
         #[command(subcommand)]
         command: corpus::CorpusCommand,
     },
+    /// Run an analysis plugin on a store and SAE; writes report.json, CSVs and figures.
+    Analyze(analyze::AnalyzeArgs),
+    /// Analysis plugins: list what is found.
+    Plugins {
+        #[command(subcommand)]
+        command: analyze::PluginsCommand,
+    },
 }
 
 /// Where the setup script caches venv, models and data (`AUDIOSAE_CACHE`, else
@@ -223,6 +231,8 @@ fn run(command: Command) -> Result<()> {
         Command::Store { command } => store::run(command),
         Command::Sae(command) => sae::run(command),
         Command::Corpus { command } => corpus::run(command),
+        Command::Analyze(args) => analyze::run(args),
+        Command::Plugins { command } => analyze::list(command),
     }
 }
 

@@ -19,7 +19,7 @@ use crate::sae::train::{train, TrainOptions};
 #[derive(Subcommand)]
 pub enum SaeCommand {
     /// Trains an SAE (config from --config TOML, then the flags below).
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Evaluates an SAE on held-out items: metrics JSON, density histogram, per-item error.
     Eval {
         /// SAE folder (cfg.json + sae_weights.safetensors).
@@ -35,7 +35,7 @@ pub enum SaeCommand {
         device: String,
     },
     /// Grid of independent runs over width x k x seed, then one table and plots.
-    Sweep(SweepArgs),
+    Sweep(Box<SweepArgs>),
     /// Writes an SAE in a standard format (opensae: folded to the equivalent TopK/standard SAE).
     Export {
         sae: PathBuf,
@@ -258,14 +258,14 @@ pub struct SweepArgs {
 
 pub fn run(command: SaeCommand) -> Result<()> {
     match command {
-        SaeCommand::Train(a) => train_cmd(a),
+        SaeCommand::Train(a) => train_cmd(*a),
         SaeCommand::Eval { sae, data, out, max_frames, device } => {
             let device = crate::device::parse_device(&device)?;
             let m = eval_sae(&sae, &data.open()?, max_frames, &out.unwrap_or_else(|| sae.join("eval")), device)?;
             println!("{}", serde_json::to_string_pretty(&summary(&m))?);
             Ok(())
         }
-        SaeCommand::Sweep(a) => sweep_cmd(a),
+        SaeCommand::Sweep(a) => sweep_cmd(*a),
         SaeCommand::Export { sae, format, out } => {
             checkpoint::export(&sae, &out, format)?;
             eprintln!("exported {} -> {} ({format:?})", sae.display(), out.display());

@@ -138,8 +138,9 @@ impl Corpus {
                     ));
                 }
             }
-            if !(item.duration_s.is_finite() && item.duration_s > 0.0) {
-                problems.push(format!("item `{}`: duration_s {} is not positive", item.id, item.duration_s));
+            // 0 means unknown: a file that could not be probed; extraction reports its error.
+            if !(item.duration_s.is_finite() && item.duration_s >= 0.0) {
+                problems.push(format!("item `{}`: duration_s {} is negative or not finite", item.id, item.duration_s));
             }
         }
         problems
@@ -189,7 +190,8 @@ impl Corpus {
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
             items.push(CorpusItem {
                 id: rel.with_extension("").to_string_lossy().replace(['/', '\\'], "_"),
-                duration_s: audio_duration_s(file)?,
+                // An unreadable file must not sink the whole corpus: extraction logs it and goes on.
+                duration_s: audio_duration_s(file).unwrap_or(0.0),
                 audio: rel,
                 transcript,
                 textgrid,

@@ -276,6 +276,23 @@ impl Qwen2Model {
     /// marks real (1) and padding (0) tokens of the whole sequence so far. Returns the final
     /// normed hidden states `[B, T, d]`.
     pub fn forward(&self, embeds: &Tensor, positions: &Tensor, mask2d: &Tensor, cache: &mut KvCache) -> Tensor {
+        self.forward_keep(embeds, positions, mask2d, cache, &[]).0
+    }
+
+    /// Number of decoder layers.
+    pub fn n_layers(&self) -> usize {
+        self.layers.len()
+    }
+
+    /// [`Self::forward`] that also returns the raw outputs of the decoder layers in `keep`.
+    pub fn forward_keep(
+        &self,
+        embeds: &Tensor,
+        positions: &Tensor,
+        mask2d: &Tensor,
+        cache: &mut KvCache,
+        keep: &[usize],
+    ) -> (Tensor, Vec<Tensor>) {
         let (_, t, _) = embeds.size3().unwrap();
         let kind = embeds.kind();
         let past = cache.len();
@@ -285,10 +302,14 @@ impl Qwen2Model {
         let (cos, sin) = self.rope(positions, kind);
         let mask = additive_mask(mask2d, past, t, kind);
         let mut h = embeds.shallow_clone();
-        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        let mut kept: Vec<Option<Tensor>> = keep.iter().map(|_| None).collect();
+        for (i, (layer, slot)) in self.layers.iter().zip(cache.layers.iter_mut()).enumerate() {
             h = layer.forward(&h, &cos, &sin, &mask, slot);
+            for (k, _) in kept.iter_mut().zip(keep).filter(|(_, &l)| l == i) {
+                *k = Some(h.shallow_clone());
+            }
         }
-        self.norm.forward(&h)
+        (self.norm.forward(&h), kept.into_iter().map(|k| k.expect("kept layers must exist")).collect())
     }
 
     /// f32 logits of hidden states.

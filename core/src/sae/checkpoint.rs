@@ -410,9 +410,9 @@ mod tests {
         tch::manual_seed(11);
         let cfg = SaeConfig { arch, d_in: 8, d_sae: 24, k, ..Default::default() };
         let sae = Sae::init(&cfg, Device::Cpu);
-        let _ = sae.b_dec.detach().copy_(&Tensor::randn([8], (Kind::Float, Device::Cpu)));
+        sae.b_dec.detach().copy_(&Tensor::randn([8], (Kind::Float, Device::Cpu)));
         if arch != Arch::OpenSae {
-            let _ = sae.b_enc.detach().copy_(&(Tensor::randn([24], (Kind::Float, Device::Cpu)) * 0.1));
+            sae.b_enc.detach().copy_(&(Tensor::randn([24], (Kind::Float, Device::Cpu)) * 0.1));
         }
         let dir = std::env::temp_dir().join(format!("audiosae-ckpt-{arch}-{k:?}-{}", std::process::id()));
         let train = TrainConfig { sae: cfg.clone(), ..Default::default() };

@@ -67,7 +67,7 @@ impl AdamW {
                 got.size(),
                 have.size()
             );
-            let _ = have.copy_(got);
+            have.copy_(got);
         }
         self.step = step;
         Ok(())

@@ -92,7 +92,7 @@ impl Trainer {
             }
             if cfg.geometric_median_init() {
                 let median = geometric_median(&(sample * input_scale), 100);
-                let _ = sae.b_dec.detach().copy_(&median);
+                sae.b_dec.detach().copy_(&median);
             }
         }
         Ok(Trainer::assemble(cfg, sae, input_scale))
@@ -141,9 +141,9 @@ impl Trainer {
         t.n_dead = n_dead;
         t.frames_acc = frames_acc;
         t.log = log;
-        let _ = t.frames_since_fired.copy_(&counters[0]);
-        let _ = t.dead.copy_(&counters[1]);
-        let _ = t.fired_acc.copy_(&counters[2]);
+        t.frames_since_fired.copy_(&counters[0]);
+        t.dead.copy_(&counters[1]);
+        t.fired_acc.copy_(&counters[2]);
         source.seek(data_position)?;
         Ok(t)
     }
@@ -154,7 +154,7 @@ impl Trainer {
         let batch = self.cfg.batch_size;
         let mut x = source.next_batch(batch, device)?;
         if self.input_scale != 1.0 {
-            x = x * self.input_scale;
+            x *= self.input_scale;
         }
         let params = self.sae.params();
         for p in &params {
@@ -183,10 +183,10 @@ impl Trainer {
         let _ = self.first_bad.masked_fill_(&newly_bad, self.step as i64 + 1);
         self.step += 1;
         match self.cfg.resample() {
-            Resample::Seed if self.step % SEED_RESAMPLE_EVERY == 0 => {
+            Resample::Seed if self.step.is_multiple_of(SEED_RESAMPLE_EVERY) => {
                 self.resample_seed(&(out.fired / batch as f64).lt(1e-4))
             }
-            Resample::Anthropic if self.step % self.cfg.resample_every == 0 && self.step < self.cfg.steps => {
+            Resample::Anthropic if self.step.is_multiple_of(self.cfg.resample_every) && self.step < self.cfg.steps => {
                 self.resample_anthropic(source)?
             }
             _ => {}

@@ -13,7 +13,7 @@ use super::{Interval, IntervalTier, Point, PointTier, TextGrid, TextGridError, T
 pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<TextGrid, TextGridError> {
     let utf16 = |be: bool| -> Result<String, TextGridError> {
         let body = &bytes[2..];
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             return Err(not_textgrid(path, "UTF-16 text with an odd number of bytes"));
         }
         let units = body.chunks_exact(2).map(|c| {

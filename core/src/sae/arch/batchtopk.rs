@@ -47,7 +47,7 @@ fn update_threshold(threshold: &Tensor, kept: &Tensor) {
     let min_pos = min_pos.where_self(&min_pos.isfinite(), &min_pos.zeros_like());
     let blended = threshold * THRESHOLD_BETA + &min_pos * (1.0 - THRESHOLD_BETA);
     let next = min_pos.expand_as(threshold).where_self(&threshold.lt(0.0), &blended);
-    let _ = threshold.detach().copy_(&next);
+    threshold.detach().copy_(&next);
 }
 
 pub fn encode(sae: &Sae, x: &Tensor) -> Tensor {

@@ -173,7 +173,7 @@ pub fn encoder_pre_acts(x: &Tensor, enc: &Tensor, b_enc: Option<&Tensor>, b_dec:
     };
     if let Some(b) = b_dec.filter(|b| b.requires_grad()) {
         let through = b.unsqueeze(0).matmul(&enc.detach().tr());
-        pre = pre + (through.detach() - through);
+        pre += through.detach() - through;
     }
     pre
 }

@@ -92,7 +92,7 @@ mod tests {
         let cfg =
             SaeConfig { arch: Arch::OpenSae, d_in: 16, d_sae: 48, k: Some(5), l1_coef: 1e-2, ..Default::default() };
         let sae = Sae::init(&cfg, Device::Cpu);
-        let _ = sae.b_dec.detach().copy_(&(Tensor::randn([16], (Kind::Float, Device::Cpu)) * 0.1));
+        sae.b_dec.detach().copy_(&(Tensor::randn([16], (Kind::Float, Device::Cpu)) * 0.1));
         let x = Tensor::randn([32, 16], (Kind::Float, Device::Cpu));
         let out = sae.train_forward(&x, &Tensor::zeros([48], (Kind::Bool, Device::Cpu)), 0);
         out.loss.backward();

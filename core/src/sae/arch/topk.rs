@@ -66,8 +66,8 @@ mod tests {
         tch::manual_seed(5);
         let cfg = SaeConfig { arch: Arch::TopK, d_in: 12, d_sae: 40, k: Some(k), aux_k: Some(6), ..Default::default() };
         let sae = Sae::init(&cfg, Device::Cpu);
-        let _ = sae.b_dec.detach().copy_(&Tensor::randn([12], (Kind::Float, Device::Cpu)));
-        let _ = sae.b_enc.detach().copy_(&(Tensor::randn([40], (Kind::Float, Device::Cpu)) * 0.1));
+        sae.b_dec.detach().copy_(&Tensor::randn([12], (Kind::Float, Device::Cpu)));
+        sae.b_enc.detach().copy_(&(Tensor::randn([40], (Kind::Float, Device::Cpu)) * 0.1));
         (sae, Tensor::randn([20, 12], (Kind::Float, Device::Cpu)))
     }
 

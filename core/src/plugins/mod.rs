@@ -1,0 +1,14 @@
+//! Analysis plugins: discovery and loading of plugin libraries ([`loader`]) and the host side of
+//! the analysis context over a store, SAEs and a labelled corpus ([`host`], [`labels`]).
+//!
+//! The boundary itself (descriptor, vtables, report wire form) is the `audiosae-plugin-api`
+//! crate in `plugins/api`; user documentation is `plugins/README.md`.
+
+pub mod host;
+pub mod labels;
+pub mod loader;
+
+pub use audiosae_plugin_api as api;
+pub use host::{AnalysisHost, ModelRunner};
+pub use labels::CorpusLabels;
+pub use loader::{discover, find, load, search_dirs, LoadedPlugin, PLUGIN_PATH_ENV};
