@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 
-class OpenSAE(nn.Module):  # seed notebook, section 4, unchanged
+class OpenSAE(nn.Module):  # seed notebook, section 4; only decode's shape bug fixed
     def __init__(self, d_in, d_hidden, topk=None, l1_coef=5e-4, pre_bias=True, unit_norm_decoder=True):
         super().__init__()
         self.d_in = d_in
@@ -43,7 +43,9 @@ class OpenSAE(nn.Module):  # seed notebook, section 4, unchanged
         D = self.D
         if self.unit_norm_decoder:
             D = F.normalize(D, dim=0)
-        x_hat = F.linear(h, D.t())
+        # The seed writes F.linear(h, D.t()), i.e. h @ D, which fails for D [d_in, d_hidden]
+        # (shapes [B, d_hidden] x [d_in, d_hidden]); its intent is x̂ = D h, i.e. F.linear(h, D).
+        x_hat = F.linear(h, D)
         if self.pre_bias is not None:
             x_hat = x_hat - self.pre_bias
         return x_hat

@@ -67,6 +67,18 @@ impl PromptTokenizer {
         Ok(out)
     }
 
+    /// Plain text (no template, no special tokens) -> ids and the text of each token.
+    pub fn encode_text(&self, text: &str) -> Result<(Vec<i64>, Vec<String>)> {
+        let enc = self.tokenizer.encode(text, false).map_err(|e| anyhow::anyhow!("tokenizing {text:?}: {e}"))?;
+        let ids: Vec<i64> = enc.get_ids().iter().map(|&i| i64::from(i)).collect();
+        let pieces = enc
+            .get_ids()
+            .iter()
+            .map(|&i| self.tokenizer.decode(&[i], false).map_err(|e| anyhow::anyhow!("decoding token {i}: {e}")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((ids, pieces))
+    }
+
     /// Decodes ids, skipping special tokens and ids the tokenizer does not know (the model's
     /// vocab is padded beyond the tokenizer's, spec §9 pitfall 27).
     pub fn decode(&self, ids: &[i64]) -> Result<String> {

@@ -13,6 +13,7 @@ use crate::corpus::{Corpus, CorpusItem};
 use crate::mel::N_SAMPLES;
 use crate::models::{AudioModel, LayerSpec, Trim};
 use crate::store::{ItemMeta, ModelRef, StoreConfig, StoreDType, StoreWriter};
+use crate::timing::FrameTiming;
 
 /// Which part of a corpus a job takes: items `i, i+N, i+2N, ...` of the manifest order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,6 +221,64 @@ fn run_batch(
         bar.inc(item.duration_s.round() as u64);
     }
     Ok(())
+}
+
+/// Options of [`extract_text`].
+pub struct TextExtractOptions {
+    /// Decoder layer whose raw output is stored; None: the final normed hidden state.
+    pub layer: Option<usize>,
+    pub out: PathBuf,
+    pub store_dtype: StoreDType,
+    pub shard_rows: Option<usize>,
+    pub progress: bool,
+}
+
+/// Token-level hidden states of the language model for every transcript of the corpus (the
+/// text side of the audio/text dictionary comparison). Items without a transcript are skipped.
+pub fn extract_text(model: &AudioModel, corpus: &Corpus, opts: &TextExtractOptions) -> Result<ExtractSummary> {
+    let started = Instant::now();
+    let q = model.qwen2_audio()?;
+    let lm = q.language_model.as_ref().context("load the model with its language model")?;
+    let tok = crate::chat::PromptTokenizer::from_dir(&model.dir, q.config.audio_token_index)?;
+    if let Some(n) = opts.layer {
+        anyhow::ensure!(n < lm.n_layers(), "--layer {n}: the language model has {} layers", lm.n_layers());
+    }
+    let layer = opts.layer.map_or_else(|| "lm".to_string(), |n| format!("lm.{n}"));
+    let model_ref = ModelRef { id: model.id.clone(), revision: model_revision(&model.dir) };
+    let mut config = StoreConfig::new(model_ref, layer, FrameTiming::TOKENS, opts.store_dtype, lm.config.hidden_size as usize);
+    if let Some(rows) = opts.shard_rows {
+        config.shard_rows = rows;
+    }
+    std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
+    let mut w = StoreWriter::open_or_create(&opts.out, config)?;
+    let items: Vec<&CorpusItem> = corpus.manifest.items.iter().filter(|it| !it.transcript.trim().is_empty()).collect();
+    let mut summary = ExtractSummary { stores: vec![opts.out.clone()], ..Default::default() };
+    let bar = if opts.progress { ProgressBar::new(items.len() as u64) } else { ProgressBar::hidden() };
+    for item in items {
+        bar.inc(1);
+        if w.contains(&item.id) {
+            summary.already_done += 1;
+            continue;
+        }
+        let (ids, pieces) = tok.encode_text(item.transcript.trim())?;
+        let hidden = tch::no_grad(|| {
+            let device = model.device;
+            let ids = Tensor::from_slice(&ids).view([1, -1]).to_device(device);
+            let mask = ids.ones_like();
+            let positions = Tensor::arange(ids.size()[1], (tch::Kind::Int64, device)).view([1, -1]);
+            let keep: Vec<usize> = opts.layer.into_iter().collect();
+            let (last, kept) = lm.forward_keep(&lm.embed(&ids), &positions, &mask, &mut Default::default(), &keep);
+            kept.into_iter().next().unwrap_or(last).get(0).to_kind(tch::Kind::Float).to_device(tch::Device::Cpu)
+        });
+        let data = Vec::<f32>::try_from(hidden.flatten(0, -1))?;
+        let meta = ItemMeta::new(&item.id, corpus.audio_path(item), item.duration_s).with_tokens(pieces);
+        w.append_item(meta, &data)?;
+        summary.extracted += 1;
+    }
+    w.finish()?;
+    bar.finish_and_clear();
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
 }
 
 fn progress_bar(show: bool, total_s: f64) -> ProgressBar {

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod hub;
 pub mod mel;
 pub mod models;
+pub mod notebook;
 pub mod npy;
 pub mod plot;
 pub mod plugins;

@@ -26,6 +26,9 @@ impl FrameTiming {
     /// Log-mel frames themselves: 10 ms, centred on `t * 10 ms`.
     pub const MEL: FrameTiming = FrameTiming { hop_s: MEL_HOP_S, offset_s: -MEL_HOP_S / 2.0 };
 
+    /// Text stores: one row per token, "time" is the token index.
+    pub const TOKENS: FrameTiming = FrameTiming { hop_s: 1.0, offset_s: 0.0 };
+
     pub fn start(&self, i: usize) -> f64 {
         self.offset_s + i as f64 * self.hop_s
     }

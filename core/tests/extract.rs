@@ -215,3 +215,29 @@ fn a_bad_file_in_a_plain_directory_does_not_stop_the_run() {
     assert!(log.contains("junk.wav"), "{log}");
     assert_eq!(StoreReader::open(&out).unwrap().items().len(), 1);
 }
+
+#[test]
+fn extract_text_stores_one_row_per_transcript_token() {
+    let dir = tmp("text");
+    write_wav(&dir.join("clip.wav"), &speech());
+    let transcript = "HE BEGAN A CONFUSED COMPLAINT AGAINST THE WIZARD WHO HAD VANISHED BEHIND THE CURTAIN ON THE LEFT";
+    std::fs::write(dir.join("clip.lab"), transcript).unwrap();
+    let out = dir.join("text-store");
+    let model = fixture("qwen2_audio_tiny");
+    let r = Command::new(env!("CARGO_BIN_EXE_audiosae"))
+        .args(["extract-text", "--model", s(&model), "--corpus", s(&dir), "--out", s(&out), "--layer", "1"])
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let store = StoreReader::open(&out).unwrap();
+    assert_eq!(store.config().layer, "lm.1");
+    let item = store.item("clip").unwrap();
+    let tokens = item.meta.tokens.clone().expect("token strings in the manifest");
+    assert_eq!(tokens.concat(), transcript);
+    // The same ids as transformers' tokenizer (recorded by the fixture script).
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("qwen2_audio_ref/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["transcript_token_ids"].as_array().unwrap().len(), tokens.len());
+    assert_eq!(item.frames.nrows(), tokens.len());
+    assert_eq!(item.frames.ncols(), 32);
+}

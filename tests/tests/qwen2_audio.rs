@@ -156,3 +156,13 @@ fn fast_trimmed_extraction_gives_the_exact_frames_for_all_layers_in_one_pass() {
     assert_eq!(exact[2][1].frames.size(), [201, 32]);
     check("projector via extract", &exact[0][0].frames, &npy("qwen2_audio_ref/a_speech_projector.npy"), TOL);
 }
+
+#[test]
+fn transcript_tokens_match_transformers() {
+    let tok = PromptTokenizer::from_dir(&fixture("qwen2_audio_tiny"), 403).unwrap();
+    let transcript = "HE BEGAN A CONFUSED COMPLAINT AGAINST THE WIZARD WHO HAD VANISHED BEHIND THE CURTAIN ON THE LEFT";
+    let (ids, pieces) = tok.encode_text(transcript).unwrap();
+    let want: Vec<i64> = meta()["transcript_token_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    assert_eq!(ids, want);
+    assert_eq!(pieces.concat(), transcript);
+}

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::DeviceArgs;
 use crate::corpus::Corpus;
-use crate::extract::{extract, ExtractOptions, JobShard};
+use crate::extract::{extract, extract_text, ExtractOptions, JobShard, TextExtractOptions};
 use crate::models::{LayerSpec, Trim};
 use crate::store::StoreDType;
 
@@ -80,5 +80,47 @@ pub fn run(a: ExtractArgs) -> Result<()> {
         }
         bail!("{} clip(s) skipped; details in {}", s.errors.len(), opts.out.join("errors.jsonl").display());
     }
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct ExtractTextArgs {
+    /// A Qwen2-Audio checkpoint (its language model is used).
+    #[arg(long)]
+    model: String,
+    /// Corpus whose transcripts are encoded.
+    #[arg(long)]
+    corpus: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// Decoder layer N (raw output); default: the final normed hidden state.
+    #[arg(long)]
+    layer: Option<usize>,
+    #[arg(long, default_value = "f32")]
+    store_dtype: StoreDType,
+    #[arg(long)]
+    shard_rows: Option<usize>,
+    #[command(flatten)]
+    dev: DeviceArgs,
+}
+
+pub fn run_text(a: ExtractTextArgs) -> Result<()> {
+    let model = a.dev.load(&a.model, true)?;
+    let corpus = Corpus::open(&a.corpus)?;
+    let opts = TextExtractOptions {
+        layer: a.layer,
+        out: a.out,
+        store_dtype: a.store_dtype,
+        shard_rows: a.shard_rows,
+        progress: true,
+    };
+    let s = extract_text(&model, &corpus, &opts)?;
+    eprintln!(
+        "encoded {} transcripts in {:.1} s; {} already done; store: {}",
+        s.extracted,
+        s.seconds,
+        s.already_done,
+        opts.out.display()
+    );
     Ok(())
 }

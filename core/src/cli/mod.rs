@@ -120,6 +120,8 @@ enum Command {
     Sae(sae::SaeCommand),
     /// Extract a corpus's frames into activation stores (one per layer).
     Extract(extract::ExtractArgs),
+    /// Token-level language-model hidden states of a corpus's transcripts, into a store.
+    ExtractText(extract::ExtractTextArgs),
     /// Activation stores: verify, info, merge.
     Store {
         #[command(subcommand)]
@@ -228,6 +230,7 @@ fn run(command: Command) -> Result<()> {
         }
         Command::Demo { model, audio, layer, out, dev } => demo(model, audio, layer, &out, &dev),
         Command::Extract(args) => extract::run(args),
+        Command::ExtractText(args) => extract::run_text(args),
         Command::Store { command } => store::run(command),
         Command::Sae(command) => sae::run(command),
         Command::Corpus { command } => corpus::run(command),

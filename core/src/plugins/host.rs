@@ -115,7 +115,7 @@ impl AnalysisHost {
     }
 
     fn rows_tensor(&self, values: &[f32], width: usize, what: &str) -> Result<Tensor> {
-        ensure!(values.len() % width == 0, "{what}: {} values are not rows of {width}", values.len());
+        ensure!(values.len().is_multiple_of(width), "{what}: {} values are not rows of {width}", values.len());
         Ok(Tensor::from_slice(values).view([(values.len() / width) as i64, width as i64]).to_device(self.device))
     }
 

@@ -150,11 +150,18 @@ pub struct ItemMeta {
     /// Start of this item inside `audio` in seconds (a 30 s window of a long clip: 30, 60, ...).
     #[serde(default)]
     pub time_offset_s: f64,
+    /// Text stores (`audiosae extract-text`): the token string of each row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<Vec<String>>,
 }
 
 impl ItemMeta {
     pub fn new(id: impl Into<String>, audio: impl Into<PathBuf>, duration_s: f64) -> Self {
-        ItemMeta { id: id.into(), audio: audio.into(), duration_s, time_offset_s: 0.0 }
+        ItemMeta { id: id.into(), audio: audio.into(), duration_s, time_offset_s: 0.0, tokens: None }
+    }
+
+    pub fn with_tokens(self, tokens: Vec<String>) -> Self {
+        ItemMeta { tokens: Some(tokens), ..self }
     }
 
     pub fn with_time_offset(self, time_offset_s: f64) -> Self {

@@ -81,8 +81,8 @@ pub struct PluginVTable {
     /// Writes [`crate::types::PluginInfo`] as JSON to `out`.
     pub info: extern "C" fn(out: ByteSink, error: ByteSink) -> Status,
     /// Runs the analysis; `params` is a JSON object of strings; writes the
-    /// [`crate::report::Report`] in its wire form to `report`.
-    pub run: extern "C" fn(host: *const HostVTable, params: RStr, report: ByteSink, error: ByteSink) -> Status,
+    /// [`crate::report::Report`] in its wire form to `report`. Unsafe: `host` must be live.
+    pub run: unsafe extern "C" fn(host: *const HostVTable, params: RStr, report: ByteSink, error: ByteSink) -> Status,
 }
 
 /// Frozen: identifies the library and what it was built against.

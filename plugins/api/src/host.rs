@@ -78,7 +78,8 @@ impl CheckedPlugin {
     pub fn run(&self, host: &dyn Host, params: &BTreeMap<String, String>) -> Result<Report, Error> {
         let params = serde_json::to_string(params)?;
         let (mut out, mut error) = (Vec::new(), Vec::new());
-        let status = with_host(host, |vtable| {
+        // SAFETY: the vtable lives for the call and `params` is UTF-8 text that outlives it.
+        let status = with_host(host, |vtable| unsafe {
             (self.descriptor.vtable.run)(vtable, RStr::new(&params), byte_sink(&mut out), byte_sink(&mut error))
         });
         check_status(status, error, "plugin")?;

@@ -41,14 +41,17 @@ pub extern "C" fn info_entry<P: Plugin>(out: ByteSink, error: ByteSink) -> Statu
 }
 
 /// Entry point `run` for plugin type `P` (used by `export_plugin!`).
-pub extern "C" fn run_entry<P: Plugin>(
+///
+/// # Safety
+/// `host` must point to a live host vtable and `params` to UTF-8 text, both valid for the call.
+pub unsafe extern "C" fn run_entry<P: Plugin>(
     host: *const HostVTable,
     params: RStr,
     report: ByteSink,
     error: ByteSink,
 ) -> Status {
     guarded(error, || {
-        // SAFETY: the host passes a vtable and params valid for the duration of this call.
+        // SAFETY: the caller's contract (see above).
         let (ctx, params) = unsafe { (AnalysisContext::from_vtable(&*host), params.as_str()?) };
         let values: BTreeMap<String, String> = serde_json::from_str(params)?;
         let params = Params::new(values);

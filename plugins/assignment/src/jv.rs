@@ -16,6 +16,7 @@
 //! The row duals are implicit (`u_i = c_{i,x_i} − v_{x_i}`). Scanned columns are blocked during a search
 //! by setting their price to −∞, so the relaxation loop has no index list and no branch per column.
 
+use crate::kernels::{relax, two_smallest_reduced};
 use crate::{Assignment, Score, ScoreMatrix};
 
 const NONE: u32 = u32::MAX;
@@ -128,14 +129,14 @@ impl Lap {
             }
         }
         let mut free = Vec::new();
-        for i in 0..n {
-            match columns_won[i] {
+        for (i, &won) in columns_won.iter().enumerate() {
+            match won {
                 0 => free.push(i as u32),
                 1 => {
+                    // The row's cheapest other column (its own has reduced cost 0, the minimum).
                     let j1 = self.x[i] as usize;
-                    let r = row(i);
-                    let second = (0..n).filter(|&j| j != j1).map(|j| -r[j].into() - self.v[j]).fold(f64::INFINITY, f64::min);
-                    self.v[j1] -= second;
+                    let (u1, k1, u2, _) = two_smallest_reduced(row(i), &self.v);
+                    self.v[j1] -= if k1 == j1 { u2 } else { u1 };
                 }
                 _ => {}
             }
@@ -144,8 +145,13 @@ impl Lap {
     }
 
     /// One pass of phase 3 over `free`, which is replaced by the rows still free. Returns the steps.
-    fn augmenting_row_reduction<'r, T: Score + 'r>(&mut self, row: &dyn Fn(usize) -> &'r [T], free: &mut Vec<u32>) -> usize {
+    fn augmenting_row_reduction<'r, T: Score + 'r>(
+        &mut self,
+        row: &dyn Fn(usize) -> &'r [T],
+        free: &mut Vec<u32>,
+    ) -> usize {
         let mut queue = std::mem::take(free);
+        // 4n row scans per pass: measured on 4096² cosines, 0n-64n all give similar total scans, 4n the fewest.
         let budget = 4 * self.n;
         let mut steps = 0;
         let mut k = 0;
@@ -160,7 +166,7 @@ impl Lap {
             let (u1, j1, u2, j2) = two_smallest_reduced(row(i as usize), &self.v);
             let (mut j, mut evicted) = (j1, self.y[j1]);
             if u1 < u2 {
-                self.v[j1] -= u2 - u1;
+                self.v[j1] -= 0.5 * (u2 - u1);
             } else if evicted != NONE {
                 j = j2;
                 evicted = self.y[j2];
@@ -182,31 +188,13 @@ impl Lap {
     }
 }
 
-/// Smallest and second-smallest reduced cost `c_ij − v_j` of a row, with their columns.
-fn two_smallest_reduced<T: Score>(r: &[T], v: &[f64]) -> (f64, usize, f64, usize) {
-    let (mut u1, mut j1, mut u2, mut j2) = (f64::INFINITY, 0, f64::INFINITY, 0);
-    for (j, (&s, &vj)) in r.iter().zip(v).enumerate() {
-        let h = -s.into() - vj;
-        if h < u2 {
-            if h >= u1 {
-                (u2, j2) = (h, j);
-            } else {
-                (u2, j2, u1, j1) = (u1, j1, h, j);
-            }
-        }
-    }
-    (u1, j1, u2, j2)
-}
-
 /// Buffers for phase 4, reused across free rows.
 struct PathSearch {
     dist: Vec<f64>,
-    pred: Vec<u32>,
+    pred: Vec<usize>,
     /// Scanned columns with their distance and their price before blocking.
     scanned: Vec<(usize, f64, f64)>,
 }
-
-const LANES: usize = 8;
 
 impl PathSearch {
     fn new(n: usize) -> Self {
@@ -217,7 +205,7 @@ impl PathSearch {
     fn augment<'r, T: Score + 'r>(&mut self, lap: &mut Lap, row: &dyn Fn(usize) -> &'r [T], f: u32) -> usize {
         self.scanned.clear();
         self.dist.fill(f64::INFINITY);
-        let (mut jmin, mut mu) = relax(row(f as usize), 0.0, f, &lap.v, &mut self.dist, &mut self.pred);
+        let (mut jmin, mut mu) = relax(row(f as usize), 0.0, f as usize, &lap.v, &mut self.dist, &mut self.pred);
         let mut scans = 1;
         let sink = loop {
             let owner = lap.y[jmin];
@@ -230,7 +218,7 @@ impl PathSearch {
             let h = mu - (-r[jmin].into() - lap.v[jmin]);
             lap.v[jmin] = f64::NEG_INFINITY;
             self.dist[jmin] = f64::INFINITY;
-            (jmin, mu) = relax(r, h, owner, &lap.v, &mut self.dist, &mut self.pred);
+            (jmin, mu) = relax(r, h, owner as usize, &lap.v, &mut self.dist, &mut self.pred);
             scans += 1;
         };
         for &(j, d, price) in &self.scanned {
@@ -239,54 +227,13 @@ impl PathSearch {
         let mut j = sink;
         loop {
             let i = self.pred[j];
-            lap.y[j] = i;
-            let previous = std::mem::replace(&mut lap.x[i as usize], j as u32);
-            if i == f {
+            lap.y[j] = i as u32;
+            let previous = std::mem::replace(&mut lap.x[i], j as u32);
+            if i == f as usize {
                 break;
             }
             j = previous as usize;
         }
         scans
     }
-}
-
-/// Relaxes every column through row `i` (distance `h + c_ij − v_j`; blocked columns have v = −∞ and
-/// stay at +∞) and returns the column of smallest distance with that distance.
-fn relax<T: Score>(r: &[T], h: f64, i: u32, v: &[f64], dist: &mut [f64], pred: &mut [u32]) -> (usize, f64) {
-    let mut best = [f64::INFINITY; LANES];
-    let mut best_at = [0usize; LANES];
-    let n = r.len();
-    let body = n - n % LANES;
-    for base in (0..body).step_by(LANES) {
-        let (rc, vc) = (&r[base..base + LANES], &v[base..base + LANES]);
-        let (dc, pc) = (&mut dist[base..base + LANES], &mut pred[base..base + LANES]);
-        for k in 0..LANES {
-            let nd = h - rc[k].into() - vc[k];
-            let closer = nd < dc[k];
-            dc[k] = if closer { nd } else { dc[k] };
-            pc[k] = if closer { i } else { pc[k] };
-            let lower = dc[k] < best[k];
-            best[k] = if lower { dc[k] } else { best[k] };
-            best_at[k] = if lower { base + k } else { best_at[k] };
-        }
-    }
-    for j in body..n {
-        let nd = h - r[j].into() - v[j];
-        if nd < dist[j] {
-            dist[j] = nd;
-            pred[j] = i;
-        }
-        if dist[j] < best[j % LANES] {
-            best[j % LANES] = dist[j];
-            best_at[j % LANES] = j;
-        }
-    }
-    // Ties go to the lowest column, so results do not depend on the lane layout.
-    let mut k_best = 0;
-    for k in 1..LANES {
-        if best[k] < best[k_best] || (best[k] == best[k_best] && best_at[k] < best_at[k_best]) {
-            k_best = k;
-        }
-    }
-    (best_at[k_best], best[k_best])
 }

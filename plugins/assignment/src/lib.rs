@@ -14,6 +14,7 @@
 //! Rectangular matrices match every row of the shorter side; the other side keeps unmatched entries.
 
 pub mod jv;
+mod kernels;
 pub mod km;
 mod matrix;
 

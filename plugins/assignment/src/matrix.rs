@@ -1,7 +1,7 @@
 //! A validated row-major view of a score matrix.
 
 /// Element types the solvers accept; all arithmetic is done in f64.
-pub trait Score: Copy + Default + Into<f64> + Send + Sync {}
+pub trait Score: Copy + Default + Into<f64> + Send + Sync + 'static {}
 impl Score for f32 {}
 impl Score for f64 {}
 
@@ -23,7 +23,7 @@ pub struct ScoreMatrix<'a, T: Score> {
 
 impl<'a, T: Score> ScoreMatrix<'a, T> {
     pub fn new(data: &'a [T], rows: usize, cols: usize) -> Result<Self, AssignmentError> {
-        let expected = rows.checked_mul(cols).unwrap_or(usize::MAX);
+        let expected = rows.saturating_mul(cols);
         if data.len() != expected {
             return Err(AssignmentError::Shape { len: data.len(), rows, cols, expected });
         }
