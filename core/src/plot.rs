@@ -102,3 +102,63 @@ where
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(())
 }
+
+/// Alternating light colours for neighbouring segments.
+fn pastel(i: usize) -> RGBColor {
+    const P: [RGBColor; 6] = [
+        RGBColor(174, 199, 232),
+        RGBColor(255, 187, 120),
+        RGBColor(152, 223, 138),
+        RGBColor(255, 152, 150),
+        RGBColor(197, 176, 213),
+        RGBColor(196, 156, 148),
+    ];
+    P[i % P.len()]
+}
+
+/// One labelled interval of an alignment tier, in seconds.
+pub struct Segment {
+    pub start: f64,
+    pub end: f64,
+    pub label: String,
+}
+
+/// A heat map (e.g. the log-mel of a clip) above an alignment tier drawn as labelled bars on the
+/// same time axis, so that frames can be read against phones or words.
+pub fn heatmap_with_tier_png(path: &Path, map: &Heatmap<'_>, tier_name: &str, segments: &[Segment]) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let root = BitMapBackend::new(path, (1000, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(330);
+    draw_heatmap(&top, map)?;
+    let t0 = map.timing.start(0);
+    let t1 = map.timing.start(map.cols);
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(8)
+        .x_label_area_size(32)
+        .y_label_area_size(48)
+        .build_cartesian_2d(t0..t1, 0f64..1f64)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .y_labels(0)
+        .x_desc("time (s)")
+        .y_desc(tier_name)
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (i, s) in segments.iter().filter(|s| s.end > t0 && s.start < t1).enumerate() {
+        let (a, b) = (s.start.max(t0), s.end.min(t1));
+        let fill = if s.label == "sil" || s.label.is_empty() { RGBColor(235, 235, 235) } else { pastel(i) };
+        chart
+            .draw_series(std::iter::once(Rectangle::new([(a, 0.05), (b, 0.95)], fill.filled())))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        chart
+            .draw_series(std::iter::once(Text::new(s.label.clone(), ((a + b) / 2.0 - 0.01, 0.6), ("sans-serif", 13))))
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    root.present().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}

@@ -166,7 +166,7 @@ impl Lap {
             let (u1, j1, u2, j2) = two_smallest_reduced(row(i as usize), &self.v);
             let (mut j, mut evicted) = (j1, self.y[j1]);
             if u1 < u2 {
-                self.v[j1] -= 0.5 * (u2 - u1);
+                self.v[j1] -= u2 - u1;
             } else if evicted != NONE {
                 j = j2;
                 evicted = self.y[j2];
