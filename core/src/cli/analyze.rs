@@ -9,7 +9,8 @@ use audiosae_plugin_api::{Params, Report};
 use clap::{Args, Subcommand};
 
 use crate::corpus::Corpus;
-use crate::plugins::{discover, find, search_dirs, AnalysisHost, CorpusLabels, LoadedPlugin};
+use crate::device::DType;
+use crate::plugins::{discover, find, search_dirs, AnalysisHost, CorpusLabels, LoadedPlugin, Qwen2Runner};
 use crate::textgrid::PhoneSet;
 
 #[derive(Args)]
@@ -41,6 +42,12 @@ pub struct AnalyzeArgs {
     /// Mel bins of log-mel patches (unit cards): 80 (Whisper) or 128 (Whisper large v3, Qwen2-Audio).
     #[arg(long, default_value_t = 80)]
     n_mels: usize,
+    /// Qwen2-Audio checkpoint that runs generation for the interventions plugin (on --device).
+    #[arg(long)]
+    model: Option<String>,
+    /// Model weights and activations: f32, f16 or bf16.
+    #[arg(long, default_value = "f32")]
+    dtype: DType,
 }
 
 #[derive(Subcommand)]
@@ -74,7 +81,10 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         None => None,
     };
     let device = crate::device::parse_device(&args.device)?;
-    let host = AnalysisHost::open(&args.store, &args.sae, labels, device, args.n_mels)?;
+    let mut host = AnalysisHost::open(&args.store, &args.sae, labels, device, args.n_mels)?;
+    if let Some(model) = &args.model {
+        host.model = Some(Box::new(Qwen2Runner::load(model, device, args.dtype.kind())?));
+    }
     eprintln!("running {} {} ({})", plugin.info.name, plugin.info.version, plugin.path.display());
     let t = Instant::now();
     let result = plugin.run(&host, params.values());
@@ -85,7 +95,7 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         eprintln!("warning: phone labels kept as they are (not in {}): {unknown}", args.phone_set);
     }
     let inputs = serde_json::json!({
-        "store": args.store, "sae": args.sae, "labels": args.labels, "phone_set": args.phone_set.to_string(),
+        "store": args.store, "sae": args.sae, "labels": args.labels, "model": args.model, "phone_set": args.phone_set.to_string(),
         "params": params.values(),
     });
     let written = write_report(&args.out, &plugin, inputs, elapsed_s, &report)?;

@@ -14,11 +14,10 @@ mod store;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
-use tch::Tensor;
 
-use crate::chat::{instruct_prompt, PromptTokenizer, END_OF_TEXT, IM_END};
 use crate::device::{self, DType};
 use crate::mel::LogMel;
+use crate::models::instruct::{InstructChat, Turn};
 use crate::models::{load_clip, AttentionImpl, AudioModel, LayerSpec};
 use crate::plot::{heatmaps_png, Heatmap};
 use crate::timing::FrameTiming;
@@ -246,17 +245,6 @@ pub struct GenerateOutput {
     pub text: String,
 }
 
-/// Reads an id or list of ids from `generation_config.json`.
-fn generation_ids(dir: &Path, key: &str) -> Option<Vec<i64>> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("generation_config.json")).ok()?).ok()?;
-    match v.get(key)? {
-        serde_json::Value::Number(n) => n.as_i64().map(|i| vec![i]),
-        serde_json::Value::Array(a) => Some(a.iter().filter_map(|x| x.as_i64()).collect()),
-        _ => None,
-    }
-}
-
 pub fn generate(
     model: &str,
     audio: &Path,
@@ -267,27 +255,11 @@ pub fn generate(
 ) -> Result<GenerateOutput> {
     let m = dev.load(model, true)?;
     let q = m.qwen2_audio()?;
-    let tok = PromptTokenizer::from_dir(&m.dir, q.config.audio_token_index)?;
-    let samples = load_clip(audio)?;
-    let batch = m.mel.compute_batch(&[&samples]);
-    let audio_embeds = q.audio_embeddings(&batch.features, &batch.feat_lens)?;
-    let n = audio_embeds[0].size()[0] as usize;
-    let ids = tok.encode_with_audio(&instruct_prompt(system, prompt, 1), &[n])?;
-    let input_ids = Tensor::from_slice(&ids).view([1, -1]).to_device(m.device);
-    let mask = input_ids.ones_like();
-    let text_cfg = &q.config.text_config;
-    let eos = generation_ids(&m.dir, "eos_token_id")
-        .or_else(|| text_cfg.eos_token_id.as_ref().map(|e| e.to_vec()))
-        .or_else(|| tok.token_id(IM_END).map(|i| vec![i]))
-        .context("no eos_token_id in generation_config.json or config.json")?;
-    let pad = generation_ids(&m.dir, "pad_token_id")
-        .and_then(|v| v.first().copied())
-        .or(text_cfg.pad_token_id)
-        .or_else(|| tok.token_id(END_OF_TEXT))
-        .unwrap_or(eos[0]);
-    let gen = q.generate(&input_ids, &mask, &audio_embeds, max_new, &eos, pad)?;
-    let token_ids = gen.tokens.into_iter().next().unwrap_or_default();
-    Ok(GenerateOutput { text: tok.decode(&token_ids)?, token_ids })
+    let chat = InstructChat::new(&m)?;
+    let batch = m.mel.compute_batch(&[&load_clip(audio)?]);
+    let audio_embeds = q.audio_embeddings(&batch.features, &batch.feat_lens)?.remove(0);
+    let token_ids = chat.generate(q, &Turn { system, prompt }, &audio_embeds, max_new)?;
+    Ok(GenerateOutput { text: chat.tokenizer.decode(&token_ids)?, token_ids })
 }
 
 fn demo(

@@ -1,6 +1,7 @@
 //! Audio models behind one interface: load a checkpoint, get frame-level features of a layer
 //! with their [`FrameTiming`].
 
+pub mod instruct;
 pub mod layers;
 pub mod qwen2;
 pub mod qwen2_audio;

@@ -282,3 +282,25 @@ pub fn read_config(dir: &Path) -> Result<EncoderConfig> {
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not a Whisper config", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_three_hf_layouts_map_to_the_encoder_and_drop_the_decoder() {
+        for key in ["model.encoder.layers.3.fc1.weight", "encoder.layers.3.fc1.weight", "layers.3.fc1.weight"] {
+            assert_eq!(canonical_name(key).as_deref(), Some("encoder.layers.3.fc1.weight"), "{key}");
+        }
+        assert_eq!(canonical_name("conv1.weight").as_deref(), Some("encoder.conv1.weight"));
+        assert_eq!(canonical_name("model.decoder.layers.0.fc1.weight"), None);
+        assert_eq!(canonical_name("proj_out.weight"), None);
+    }
+
+    #[test]
+    fn conv_out_len_is_ceil_half() {
+        assert_eq!(conv_out_len(491), 246);
+        assert_eq!(conv_out_len(3000), 1500);
+        assert_eq!(conv_out_len(1), 1);
+    }
+}

@@ -7,8 +7,10 @@
 pub mod host;
 pub mod labels;
 pub mod loader;
+pub mod qwen2_runner;
 
 pub use audiosae_plugin_api as api;
 pub use host::{AnalysisHost, ModelRunner};
 pub use labels::CorpusLabels;
 pub use loader::{discover, find, load, search_dirs, LoadedPlugin, PLUGIN_PATH_ENV};
+pub use qwen2_runner::Qwen2Runner;

@@ -35,9 +35,10 @@ fn range(values: impl Iterator<Item = f64>, log: bool) -> (f64, f64) {
         return if log { (0.1, 10.0) } else { (0.0, 1.0) };
     }
     if log {
-        (lo / 1.2, hi * 1.2)
+        // Whole decades: plotters labels a log axis only at powers of ten.
+        (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0)))
     } else {
-        let pad = ((hi - lo) * 0.05).max(1e-9);
+        let pad = ((hi - lo) * 0.05).max(hi.abs().max(lo.abs()) * 0.05).max(1e-3);
         (lo - pad, hi + pad)
     }
 }

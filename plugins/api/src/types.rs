@@ -108,9 +108,15 @@ pub struct GenerationRequest {
     pub max_new_tokens: usize,
     pub rows: usize,
     pub d: usize,
+    /// Teacher forcing: when not empty, the host feeds these tokens instead of its argmax
+    /// choices (ignoring `max_new_tokens`) and returns the next-token logits at each of them, so
+    /// that runs with different embeddings are compared step by step on the same tokens.
+    #[serde(default)]
+    pub forced_tokens: Vec<i64>,
 }
 
-/// What generation produced: tokens, text and `logits` `[steps, vocab]` of every step.
+/// What generation produced: tokens, text and `logits` `[steps, vocab]` of every step (row `i`:
+/// the next-token logits after the prompt and `tokens[..i]`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Generation {
     pub tokens: Vec<i64>,

@@ -94,7 +94,14 @@ impl Plugin for Summer {
             "panic" => panic!("plugin-side panic"),
             "host_error" => return ctx.audio_embeddings("x.wav").map(|_| Report::default()),
             "host_panic" => {
-                let req = GenerationRequest { clip: "x".into(), prompt: None, max_new_tokens: 1, rows: 0, d: 2 };
+                let req = GenerationRequest {
+                    clip: "x".into(),
+                    prompt: None,
+                    max_new_tokens: 1,
+                    rows: 0,
+                    d: 2,
+                    forced_tokens: vec![],
+                };
                 return ctx.generate(&req, &[]).map(|_| Report::default());
             }
             _ => {}
