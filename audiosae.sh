@@ -81,6 +81,18 @@ setup_corpus_tools() {
 
 setup() { setup_venv; setup_models; setup_corpus_tools; setup_env; build; }
 
+# The demo's analysis step: every bundled plugin on the demo SAE(s), store and corpus.
+analyze() {
+  local bin="$1" out="$2" store="$3" corpus="$4"
+  (cd "$ROOT" && cargo build -q --release -p audiosae-plugin-selectivity -p audiosae-plugin-monosemanticity -p audiosae-plugin-seed-matching)
+  export AUDIOSAE_PLUGIN_PATH="$ROOT/target/release"
+  "$bin" plugins list
+  "$bin" analyze --plugin selectivity --sae "$out/sweep/w1536-k16-s0" --store "$store" --labels "$corpus" --out "$out/analysis/selectivity"
+  "$bin" analyze --plugin monosemanticity --sae "$out/sweep/w1536-k16-s0" --store "$store" --labels "$corpus" --out "$out/analysis/monosemanticity"
+  "$bin" analyze --plugin seed-matching --sae "$out/sweep/w1536-k16-s0" --sae "$out/sweep/w1536-k16-s1" \
+    --sae "$out/sweep/w1536-k16-s2" --store "$store" --out "$out/analysis/seed-matching"
+}
+
 cmd="${1:-help}"
 case "$cmd" in
   setup)
@@ -91,13 +103,21 @@ case "$cmd" in
     out="$ROOT/out/demo"
     corpus="$AUDIOSAE_CACHE/corpus/demo"
     tiny="$MODELS/whisper-tiny.en-ct2"
-    say "1/3 log-mel and encoder features of one real clip"
+    store="$out/stores/tiny-en-encoder"
+    say "1/5 log-mel and encoder features of one real clip"
     "$bin" demo --out "$out" "$@"
-    say "2/3 the aligned demo corpus (real MFA/praatio speech + espeak-ng speech with exact timings)"
+    say "2/5 the aligned demo corpus (real MFA/praatio speech + espeak-ng speech with exact timings)"
     "$bin" corpus demo --out "$corpus"
-    say "3/3 Whisper tiny.en encoder frames of the whole corpus into an activation store"
-    "$bin" extract --model "$tiny" --corpus "$corpus" --layer encoder --out "$out/stores/tiny-en-encoder"
-    "$bin" store verify "$out/stores/tiny-en-encoder" ;;
+    say "3/5 Whisper tiny.en encoder frames of the whole corpus into an activation store"
+    "$bin" extract --model "$tiny" --corpus "$corpus" --layer encoder --out "$store"
+    "$bin" store verify "$store"
+    say "4/5 TopK SAEs: width x seed sweep (each run evaluated on held-out items), SAELens export"
+    "$bin" sweep --store "$store" --arch topk --widths 768,1536 --ks 16 --seeds 0,1,2 \
+      --steps 600 --batch-size 512 --out "$out/sweep"
+    sae="$out/sweep/w1536-k16-s0"
+    "$bin" export "$sae" --format saelens -o "$out/sae-saelens"
+    say "5/5 analysis plugins on the demo SAE and corpus"
+    analyze "$bin" "$out" "$store" "$corpus" ;;
   test)
     shift; setup
     cd "$ROOT"

@@ -95,8 +95,8 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
         eprintln!("warning: phone labels kept as they are (not in {}): {unknown}", args.phone_set);
     }
     let inputs = serde_json::json!({
-        "store": args.store, "sae": args.sae, "labels": args.labels, "model": args.model, "phone_set": args.phone_set.to_string(),
-        "params": params.values(),
+        "store": args.store, "sae": args.sae, "labels": args.labels, "phone_set": args.phone_set.to_string(),
+        "model": args.model, "params": params.values(),
     });
     let written = write_report(&args.out, &plugin, inputs, elapsed_s, &report)?;
     eprintln!("{} finished in {elapsed_s:.2} s; wrote {} files to {}", plugin.info.name, written, args.out.display());

@@ -64,7 +64,8 @@ impl InstructChat {
     /// Greedy new tokens for `audio` `[rows, d]` (the projector output of one clip) in the prompt.
     pub fn generate(&self, q: &Qwen2Audio, turn: &Turn, audio: &Tensor, max_new: usize) -> Result<Vec<i64>> {
         let input_ids = self.input_ids(turn, audio.size()[0] as usize, &[], audio.device())?;
-        let gen = q.generate(&input_ids, &input_ids.ones_like(), &[audio.shallow_clone()], max_new, &self.eos, self.pad)?;
+        let gen =
+            q.generate(&input_ids, &input_ids.ones_like(), &[audio.shallow_clone()], max_new, &self.eos, self.pad)?;
         Ok(gen.tokens.into_iter().next().unwrap_or_default())
     }
 

@@ -130,7 +130,14 @@ mod tests {
     #[test]
     fn wrong_width_is_refused() {
         let r = runner();
-        let req = GenerationRequest { clip: "c.wav".into(), prompt: None, max_new_tokens: 2, rows: 2, d: 16, forced_tokens: vec![] };
+        let req = GenerationRequest {
+            clip: "c.wav".into(),
+            prompt: None,
+            max_new_tokens: 2,
+            rows: 2,
+            d: 16,
+            forced_tokens: vec![],
+        };
         let err = r.generate(&req, &[0.0; 32]).unwrap_err().to_string();
         assert!(err.contains("c.wav") && err.contains("width 16"), "{err}");
     }

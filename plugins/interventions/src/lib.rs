@@ -1,0 +1,408 @@
+//! The interventions plugin: edit chosen SAE units in a clip's audio embeddings and see what the
+//! language model does with it.
+//!
+//! `x` are the clip's audio embeddings (Qwen2-Audio: projector rows), `h = encode(x)` its SAE
+//! codes. The chosen units are masked (0) or boosted (set to a value or scaled) in every frame or
+//! in the frames whose centre lies in `[t0, t1)`, giving `h'`, and the edit is spliced back with
+//! the SAE's error term kept: `x' = x + D(h') − D(h)`. The model generates greedily from `x` and
+//! from `x'`; per-step KL(baseline || edited) is taken teacher-forced on the baseline tokens so
+//! that the steps line up. Two controls run the same way: the same edit on as many random units,
+//! and Gaussian noise of the edit's norm, frame by frame.
+//!
+//! Without a model (Whisper stores, or no `--model`), the clip's frames are taken from the store
+//! and the report gives the change of the frames and of their re-encoded SAE codes instead.
+
+mod compare;
+mod edit;
+mod plot;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use audiosae_plugin_api::{
+    export_plugin, AnalysisContext, Error, FrameTiming, GenerationRequest, Params, Plugin, Report, SaeInfo, Table,
+    Value,
+};
+use serde_json::json;
+
+use compare::{first_difference, kl_per_step, token_diff, DiffOp};
+use edit::{edit_codes, frames_in, matched_noise, random_units, row_norms, splice, Edit};
+use plot::{lines_png, Series};
+
+#[derive(Default)]
+pub struct Interventions;
+
+/// The run's settings, from the parameters.
+struct Setup {
+    clip: String,
+    sae: usize,
+    units: Vec<usize>,
+    mode: String,
+    edit: Edit,
+    t0: Option<f64>,
+    t1: Option<f64>,
+    prompt: Option<String>,
+    max_new_tokens: usize,
+    seed: u64,
+}
+
+fn optional<T: FromStr>(p: &Params, key: &str) -> Result<Option<T>, Error>
+where
+    T::Err: std::fmt::Display,
+{
+    p.str(key).map(|s| s.parse().map_err(|e| Error::new(format!("parameter {key}={s}: {e}")))).transpose()
+}
+
+/// `"1,2,3"` -> sorted distinct units; `""` -> none.
+fn parse_units(s: &str) -> Result<Vec<usize>, Error> {
+    let mut units = s
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| u.parse().map_err(|e| Error::new(format!("parameter units={s}: `{u}`: {e}"))))
+        .collect::<Result<Vec<usize>, Error>>()?;
+    units.sort_unstable();
+    units.dedup();
+    Ok(units)
+}
+
+impl Setup {
+    fn from_params(p: &Params) -> Result<Setup, Error> {
+        let clip = p.str("clip").ok_or_else(|| Error::new("parameter clip=PATH (the audio file) is required"))?;
+        let units = p.str("units").ok_or_else(|| Error::new("parameter units=1,2,3 is required (units= for none)"))?;
+        let mode = p.str("mode").unwrap_or("mask").to_string();
+        let edit = match (mode.as_str(), optional::<f32>(p, "value")?, optional::<f32>(p, "scale")?) {
+            ("mask", None, None) => Edit::Mask,
+            ("mask", ..) => return Err(Error::new("mode=mask takes no value= or scale=")),
+            ("boost", Some(v), None) => Edit::Set(v),
+            ("boost", None, Some(s)) => Edit::Scale(s),
+            ("boost", ..) => return Err(Error::new("mode=boost needs exactly one of value=V or scale=S")),
+            (other, ..) => return Err(Error::new(format!("mode={other}: use mask or boost"))),
+        };
+        let setup = Setup {
+            clip: clip.to_string(),
+            units: parse_units(units)?,
+            sae: p.get("sae", 0)?,
+            mode,
+            edit,
+            t0: optional(p, "t0")?,
+            t1: optional(p, "t1")?,
+            prompt: p.str("prompt").map(str::to_string),
+            max_new_tokens: p.get("max_new_tokens", 32)?,
+            seed: p.get("seed", 0)?,
+        };
+        p.check_all_used()?;
+        Ok(setup)
+    }
+
+    /// The frames to edit; an error when a time range selects none.
+    fn frames(&self, timing: &FrameTiming, rows: usize) -> Result<Vec<usize>, Error> {
+        let frames = frames_in(timing, rows, self.t0, self.t1);
+        if frames.is_empty() {
+            return Err(Error::new(format!(
+                "{}: no frame has its centre in t0={:?}..t1={:?} s ({rows} frames)",
+                self.clip, self.t0, self.t1
+            )));
+        }
+        Ok(frames)
+    }
+
+    fn summary(&self, sae: &SaeInfo, frames: &[usize], rows: usize) -> serde_json::Value {
+        json!({
+            "clip": self.clip, "sae": sae.path, "d_in": sae.d_in, "d_sae": sae.d_sae,
+            "mode": self.mode, "edit": format!("{:?}", self.edit), "units": self.units,
+            "t0_s": self.t0, "t1_s": self.t1, "frames_edited": frames.len(), "frames": rows, "seed": self.seed,
+        })
+    }
+}
+
+/// The clip's representation `[rows, d]`: model audio embeddings or store frames.
+struct Frames {
+    x: Vec<f32>,
+    rows: usize,
+    d: usize,
+    timing: FrameTiming,
+}
+
+/// One edited version of the representation: the edit itself or a control.
+struct Condition {
+    name: &'static str,
+    units: Vec<usize>,
+    x: Vec<f32>,
+}
+
+impl Condition {
+    fn delta_norms(&self, f: &Frames) -> Vec<f64> {
+        let delta: Vec<f32> = self.x.iter().zip(&f.x).map(|(a, b)| a - b).collect();
+        row_norms(&delta, f.d)
+    }
+}
+
+fn norm(rows: impl IntoIterator<Item = f64>) -> f64 {
+    rows.into_iter().map(|r| r * r).sum::<f64>().sqrt()
+}
+
+/// SAE codes of `f` and the edit plus its two controls, all spliced with the error term kept.
+fn conditions(
+    ctx: &AnalysisContext,
+    s: &Setup,
+    sae: &SaeInfo,
+    f: &Frames,
+    frames: &[usize],
+) -> Result<(Vec<f32>, Vec<Condition>), Error> {
+    if sae.d_in != f.d {
+        return Err(Error::new(format!(
+            "{}: the SAE {} has d_in {} but the representation of {} is {} wide; use an SAE trained on \
+             this layer (Qwen2-Audio audio embeddings: the projector)",
+            s.clip, sae.path, sae.d_in, s.clip, f.d
+        )));
+    }
+    if let Some(u) = s.units.iter().find(|&&u| u >= sae.d_sae) {
+        return Err(Error::new(format!("units: unit {u} does not exist (the SAE has {} units)", sae.d_sae)));
+    }
+    let h = ctx.encode(s.sae, &f.x)?;
+    let decoded = ctx.decode(s.sae, &h)?;
+    let spliced = |units: &[usize]| -> Result<Vec<f32>, Error> {
+        let edited = edit_codes(&h, sae.d_sae, frames, units, s.edit);
+        Ok(splice(&f.x, &ctx.decode(s.sae, &edited)?, &decoded))
+    };
+    let edit = Condition { name: "edit", units: s.units.clone(), x: spliced(&s.units)? };
+    let random = random_units(sae.d_sae, &s.units, s.units.len(), s.seed)?;
+    let random = Condition { name: "random_units", x: spliced(&random)?, units: random };
+    let delta: Vec<f32> = edit.x.iter().zip(&f.x).map(|(a, b)| a - b).collect();
+    let noise = Condition { name: "noise", units: vec![], x: matched_noise(&f.x, &delta, f.d, s.seed) };
+    Ok((h, vec![edit, random, noise]))
+}
+
+/// Per-frame table: centre time, whether the frame was edited, and per-condition columns.
+fn frames_table(f: &Frames, frames: &[usize], columns: &[(String, Vec<f64>)]) -> Table {
+    let mut names = vec!["frame".to_string(), "centre_s".into(), "edited".into()];
+    names.extend(columns.iter().map(|(n, _)| n.clone()));
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut t = Table::new("frames", &names);
+    for i in 0..f.rows {
+        let mut row: Vec<Value> = vec![i.into(), f.timing.center(i).into(), frames.binary_search(&i).is_ok().into()];
+        row.extend(columns.iter().map(|(_, v)| Value::from(v[i])));
+        t.push(row);
+    }
+    t
+}
+
+fn units_text(units: &[usize]) -> String {
+    units.iter().map(usize::to_string).collect::<Vec<_>>().join(" ")
+}
+
+/// Generation from the edited embeddings, compared with the baseline.
+fn with_model(ctx: &AnalysisContext, s: &Setup, sae: &SaeInfo, f: &Frames) -> Result<Report, Error> {
+    let frames = s.frames(&f.timing, f.rows)?;
+    let (_, conds) = conditions(ctx, s, sae, f, &frames)?;
+    let request = |forced_tokens: Vec<i64>| GenerationRequest {
+        clip: s.clip.clone(),
+        prompt: s.prompt.clone(),
+        max_new_tokens: s.max_new_tokens,
+        rows: f.rows,
+        d: f.d,
+        forced_tokens,
+    };
+    let total = 1 + 2 * conds.len() as u64;
+    ctx.progress("generating", 0, total);
+    let base = ctx.generate(&request(vec![]), &f.x)?;
+    let x_rows = row_norms(&f.x, f.d);
+    let x_norm = norm(frames.iter().map(|&i| x_rows[i]));
+    let mut summary = s.summary(sae, &frames, f.rows);
+    summary["prompt"] = json!(s.prompt);
+    summary["max_new_tokens"] = json!(s.max_new_tokens);
+    summary["generation"] = json!("model");
+    summary["baseline"] = json!({"text": base.text, "tokens": base.tokens});
+    let mut overview = Table::new(
+        "conditions",
+        &[
+            "condition",
+            "units",
+            "edit_norm",
+            "relative_edit_norm",
+            "tokens_changed",
+            "first_changed_step",
+            "mean_kl",
+            "max_kl",
+            "text",
+        ],
+    );
+    let mut diff = Table::new(
+        "token_diff",
+        &["condition", "op", "baseline_step", "baseline_token", "edited_step", "edited_token"],
+    );
+    let mut kl_columns = Vec::new();
+    let mut norm_columns = Vec::new();
+    for (k, c) in conds.iter().enumerate() {
+        let free = ctx.generate(&request(vec![]), &c.x)?;
+        let kl = if base.tokens.is_empty() {
+            vec![]
+        } else {
+            kl_per_step(&base.logits, &ctx.generate(&request(base.tokens.clone()), &c.x)?.logits, base.vocab)
+        };
+        ctx.progress("generating", 2 + 2 * k as u64, total);
+        let ops = token_diff(&base.tokens, &free.tokens);
+        for op in &ops {
+            let (name, a, b) = match *op {
+                DiffOp::Same { a, b } => ("=", Some(a), Some(b)),
+                DiffOp::Removed { a } => ("-", Some(a), None),
+                DiffOp::Added { b } => ("+", None, Some(b)),
+            };
+            diff.push(vec![
+                c.name.into(),
+                name.into(),
+                a.into(),
+                a.map(|a| base.tokens[a]).into(),
+                b.into(),
+                b.map(|b| free.tokens[b]).into(),
+            ]);
+        }
+        let changed = ops.iter().filter(|o| !matches!(o, DiffOp::Same { .. })).count();
+        let first = first_difference(&base.tokens, &free.tokens);
+        let norms = c.delta_norms(f);
+        let edit_norm = norm(norms.iter().copied());
+        let relative = edit_norm / x_norm.max(1e-12);
+        let mean_kl = kl.iter().sum::<f64>() / kl.len().max(1) as f64;
+        let max_kl = kl.iter().copied().fold(0.0, f64::max);
+        overview.push(vec![
+            c.name.into(),
+            units_text(&c.units).into(),
+            edit_norm.into(),
+            relative.into(),
+            changed.into(),
+            first.into(),
+            mean_kl.into(),
+            max_kl.into(),
+            free.text.clone().into(),
+        ]);
+        summary["conditions"][c.name] = json!({
+            "units": c.units, "edit_norm": edit_norm, "relative_edit_norm": relative, "text": free.text,
+            "tokens": free.tokens, "tokens_changed": changed, "first_changed_step": first,
+            "kl_per_step": kl, "mean_kl": mean_kl, "max_kl": max_kl,
+        });
+        kl_columns.push((c.name, kl));
+        norm_columns.push((format!("edit_norm_{}", c.name), norms));
+    }
+    let mut per_step = Table::new("kl_per_step", &["step", "baseline_token", "kl_edit", "kl_random_units", "kl_noise"]);
+    for (i, &tok) in base.tokens.iter().enumerate() {
+        let mut row: Vec<Value> = vec![i.into(), tok.into()];
+        row.extend(kl_columns.iter().map(|(_, kl)| Value::from(kl[i])));
+        per_step.push(row);
+    }
+    let series: Vec<Series> = kl_columns
+        .iter()
+        .map(|(name, kl)| Series { name, points: kl.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect() })
+        .collect();
+    let title = format!("KL(baseline || edited) per step, {} {}", s.mode, units_text(&s.units));
+    let figure = lines_png("kl_per_step", &title, "generation step (teacher-forced)", "KL (nats)", &series)?;
+    Ok(Report {
+        summary,
+        tables: vec![overview, per_step, diff, frames_table(f, &frames, &norm_columns)],
+        figures: vec![figure],
+    })
+}
+
+fn same_file(a: &str, b: &str) -> bool {
+    match (Path::new(a).canonicalize(), Path::new(b).canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Without a model: the change of the clip's store frames and of their re-encoded SAE codes.
+fn without_model(ctx: &AnalysisContext, s: &Setup, sae: &SaeInfo, no_model: Error) -> Result<Report, Error> {
+    let items = ctx.items()?;
+    let (index, item) = items.iter().enumerate().find(|(_, it)| same_file(&it.audio, &s.clip)).ok_or_else(|| {
+        Error::new(format!("{no_model}; and no item of the store comes from {} to edit its frames instead", s.clip))
+    })?;
+    let f = Frames { x: ctx.frames(index)?, rows: item.n_frames, d: ctx.store()?.d, timing: item.timing };
+    let frames = s.frames(&f.timing, f.rows)?;
+    let (h, conds) = conditions(ctx, s, sae, &f, &frames)?;
+    let d_sae = sae.d_sae;
+    let mut summary = s.summary(sae, &frames, f.rows);
+    summary["generation"] = json!(format!("unavailable ({no_model}): frames of store item {} edited instead", item.id));
+    let mut overview = Table::new(
+        "conditions",
+        &[
+            "condition",
+            "units",
+            "edit_norm",
+            "relative_edit_norm",
+            "code_change_norm",
+            "units_flipped",
+            "target_code_before",
+            "target_code_after",
+        ],
+    );
+    let x_rows = row_norms(&f.x, f.d);
+    let x_norm = norm(frames.iter().map(|&i| x_rows[i]));
+    let mut columns = Vec::new();
+    let mut series_data = Vec::new();
+    for c in &conds {
+        let recoded = ctx.encode(s.sae, &c.x)?;
+        let change: Vec<f32> = recoded.iter().zip(&h).map(|(a, b)| a - b).collect();
+        let code_change = row_norms(&change, d_sae);
+        let flipped = recoded.iter().zip(&h).filter(|(a, b)| (**a > 0.0) != (**b > 0.0)).count();
+        // Mean code of the condition's units over the edited frames, before and after.
+        let target_mean = |codes: &[f32]| {
+            let n = (frames.len() * c.units.len()).max(1) as f64;
+            frames.iter().flat_map(|&i| c.units.iter().map(move |&u| codes[i * d_sae + u] as f64)).sum::<f64>() / n
+        };
+        let (before, after) = (target_mean(&h), target_mean(&recoded));
+        let norms = c.delta_norms(&f);
+        let edit_norm = norm(norms.iter().copied());
+        let code_norm = norm(code_change.iter().copied());
+        overview.push(vec![
+            c.name.into(),
+            units_text(&c.units).into(),
+            edit_norm.into(),
+            (edit_norm / x_norm.max(1e-12)).into(),
+            code_norm.into(),
+            flipped.into(),
+            before.into(),
+            after.into(),
+        ]);
+        summary["conditions"][c.name] = json!({
+            "units": c.units, "edit_norm": edit_norm, "relative_edit_norm": edit_norm / x_norm.max(1e-12),
+            "code_change_norm": code_norm, "units_flipped": flipped,
+            "target_code_before": before, "target_code_after": after,
+        });
+        let points = code_change.iter().enumerate().map(|(i, &v)| (f.timing.center(i), v)).collect();
+        series_data.push((c.name, points));
+        columns.push((format!("edit_norm_{}", c.name), norms));
+        columns.push((format!("code_change_{}", c.name), code_change));
+    }
+    let series: Vec<Series> = series_data.into_iter().map(|(name, points)| Series { name, points }).collect();
+    let title = format!("SAE code change per frame, {} {}", s.mode, units_text(&s.units));
+    let figure = lines_png("code_change", &title, "time (s)", "|encode(x') - encode(x)|", &series)?;
+    Ok(Report { summary, tables: vec![overview, frames_table(&f, &frames, &columns)], figures: vec![figure] })
+}
+
+impl Plugin for Interventions {
+    fn name(&self) -> &str {
+        "interventions"
+    }
+
+    fn version(&self) -> &str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    fn describe(&self) -> &str {
+        "Mask or boost SAE units in a clip's audio embeddings (x' = x + D(h') - D(h)) and compare generation \
+         (text, token diff, per-step KL) with random-unit and matched-noise controls; needs analyze --model. \
+         Params: clip=PATH, units=1,2,3, mode=mask|boost, value=V or scale=S, t0/t1 (s), prompt, \
+         max_new_tokens (32), seed (0), sae (0)."
+    }
+
+    fn run(&self, ctx: &AnalysisContext, params: &Params) -> Result<Report, Error> {
+        let s = Setup::from_params(params)?;
+        let sae = ctx.saes()?.into_iter().nth(s.sae).ok_or_else(|| Error::new(format!("no SAE #{}", s.sae)))?;
+        match ctx.audio_embeddings(&s.clip) {
+            Ok(e) => with_model(ctx, &s, &sae, &Frames { x: e.values, rows: e.rows, d: e.d, timing: e.timing }),
+            Err(no_model) => without_model(ctx, &s, &sae, no_model),
+        }
+    }
+}
+
+export_plugin!(Interventions);
