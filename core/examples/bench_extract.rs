@@ -84,7 +84,12 @@ fn main() -> Result<()> {
             continue;
         }
         let wav = peer_dir.join(format!("{:04}.wav", clips.len()));
-        let spec = hound::WavSpec { channels: 1, sample_rate: 16000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
         let mut w = hound::WavWriter::create(&wav, spec)?;
         for &x in &audio.samples {
             w.write_sample(x)?;

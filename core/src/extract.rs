@@ -245,7 +245,8 @@ pub fn extract_text(model: &AudioModel, corpus: &Corpus, opts: &TextExtractOptio
     }
     let layer = opts.layer.map_or_else(|| "lm".to_string(), |n| format!("lm.{n}"));
     let model_ref = ModelRef { id: model.id.clone(), revision: model_revision(&model.dir) };
-    let mut config = StoreConfig::new(model_ref, layer, FrameTiming::TOKENS, opts.store_dtype, lm.config.hidden_size as usize);
+    let mut config =
+        StoreConfig::new(model_ref, layer, FrameTiming::TOKENS, opts.store_dtype, lm.config.hidden_size as usize);
     if let Some(rows) = opts.shard_rows {
         config.shard_rows = rows;
     }

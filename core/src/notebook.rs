@@ -105,7 +105,12 @@ pub fn audio_html(samples: &[f32], t0: f64, t1: f64) -> Result<String> {
     let a = ((t0.max(0.0) * sr) as usize).min(samples.len());
     let b = ((t1 * sr) as usize).clamp(a, samples.len());
     let mut buf = Cursor::new(Vec::new());
-    let spec = hound::WavSpec { channels: 1, sample_rate: 16000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
     let mut w = hound::WavWriter::new(&mut buf, spec)?;
     for &x in &samples[a..b] {
         w.write_sample((x.clamp(-1.0, 1.0) * 32767.0) as i16)?;

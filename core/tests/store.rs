@@ -263,7 +263,7 @@ fn sampling_is_uniform_seeded_and_respects_item_subsets() {
     assert_ne!(iid_draw(5), iid_draw(6));
 
     // A split by item: only the chosen items' rows, each once per epoch.
-    let is_test = |k: usize| k % 4 == 0;
+    let is_test = |k: usize| k.is_multiple_of(4);
     let subset = store.rows_of(|it| is_test(store.item_index(&it.meta.id).unwrap()));
     let want: Vec<usize> =
         store.items().iter().enumerate().filter(|(k, _)| is_test(*k)).flat_map(|(_, it)| it.start..it.end).collect();

@@ -162,7 +162,8 @@ fn transcript_tokens_match_transformers() {
     let tok = PromptTokenizer::from_dir(&fixture("qwen2_audio_tiny"), 403).unwrap();
     let transcript = "HE BEGAN A CONFUSED COMPLAINT AGAINST THE WIZARD WHO HAD VANISHED BEHIND THE CURTAIN ON THE LEFT";
     let (ids, pieces) = tok.encode_text(transcript).unwrap();
-    let want: Vec<i64> = meta()["transcript_token_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+    let want: Vec<i64> =
+        meta()["transcript_token_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert_eq!(ids, want);
     assert_eq!(pieces.concat(), transcript);
 }
