@@ -247,14 +247,14 @@ impl Host for AnalysisHost {
     fn audio_embeddings(&self, clip: &str) -> Result<AudioEmbeddings, Error> {
         match &self.model {
             Some(m) => api(m.audio_embeddings(Path::new(clip))),
-            None => Err(Error::new("this run has no model (the host's model runner is not set)")),
+            None => Err(Error::new("this run has no model: give audiosae analyze --model QWEN2_AUDIO_CHECKPOINT")),
         }
     }
 
     fn generate(&self, request: &GenerationRequest, embeddings: &[f32]) -> Result<Generation, Error> {
         match &self.model {
             Some(m) => api(m.generate(request, embeddings)),
-            None => Err(Error::new("this run has no model (the host's model runner is not set)")),
+            None => Err(Error::new("this run has no model: give audiosae analyze --model QWEN2_AUDIO_CHECKPOINT")),
         }
     }
 
