@@ -84,13 +84,24 @@ setup() { setup_venv; setup_models; setup_corpus_tools; setup_env; build; }
 # The demo's analysis step: every bundled plugin on the demo SAE(s), store and corpus.
 analyze() {
   local bin="$1" out="$2" store="$3" corpus="$4"
-  (cd "$ROOT" && cargo build -q --release -p audiosae-plugin-selectivity -p audiosae-plugin-monosemanticity -p audiosae-plugin-seed-matching)
+  (cd "$ROOT" && cargo build -q --release -p audiosae-plugin-selectivity -p audiosae-plugin-monosemanticity \
+    -p audiosae-plugin-seed-matching -p audiosae-plugin-interventions)
   export AUDIOSAE_PLUGIN_PATH="$ROOT/target/release"
   "$bin" plugins list
   "$bin" analyze --plugin selectivity --sae "$out/sweep/w1536-k16-s0" --store "$store" --labels "$corpus" --out "$out/analysis/selectivity"
   "$bin" analyze --plugin monosemanticity --sae "$out/sweep/w1536-k16-s0" --store "$store" --labels "$corpus" --out "$out/analysis/monosemanticity"
   "$bin" analyze --plugin seed-matching --sae "$out/sweep/w1536-k16-s0" --sae "$out/sweep/w1536-k16-s1" \
     --sae "$out/sweep/w1536-k16-s2" --store "$store" --out "$out/analysis/seed-matching"
+  # Interventions need a generator: offline that is the tiny random Qwen2-Audio fixture (the same
+  # commands take Qwen/Qwen2-Audio-7B-Instruct from the HF cache). Its projector frames, a small
+  # SAE on them, then units masked in one clip's audio embeddings.
+  local qwen="$ROOT/tests/fixtures/qwen2_audio_tiny" qstore="$out/stores/tiny-qwen2-audio-projector"
+  "$bin" extract --model "$qwen" --corpus "$corpus" --layer projector --out "$qstore"
+  [[ -f "$out/sae-tiny-qwen2-audio/sae_weights.safetensors" ]] ||
+    "$bin" train --store "$qstore" --arch topk --d-sae 128 --k 8 --steps 300 --batch-size 512 --out "$out/sae-tiny-qwen2-audio" --no-progress
+  "$bin" analyze --plugin interventions --model "$qwen" --sae "$out/sae-tiny-qwen2-audio" --store "$qstore" \
+    --param clip="$ROOT/tests/fixtures/speech/61-70968-0000.flac" --param units=0,1,2,3 --param mode=mask \
+    --out "$out/analysis/interventions"
 }
 
 cmd="${1:-help}"
