@@ -126,6 +126,7 @@ case "$cmd" in
     "$bin" sweep --store "$store" --arch topk --widths 768,1536 --ks 16 --seeds 0,1,2 \
       --steps 600 --batch-size 512 --out "$out/sweep"
     sae="$out/sweep/w1536-k16-s0"
+    "$bin" eval "$sae" --store "$store"
     "$bin" export "$sae" --format saelens -o "$out/sae-saelens"
     say "5/5 analysis plugins on the demo SAE and corpus"
     analyze "$bin" "$out" "$store" "$corpus" ;;
