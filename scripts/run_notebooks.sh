@@ -20,7 +20,7 @@ fi
 
 # 2. The evcxr kernel (pinned; --locked is required, see shared/spec/toolchain.md).
 EVCXR="$HOME/.cargo/bin/evcxr_jupyter"
-if ! [[ -x "$EVCXR" ]] || [[ "$("$EVCXR" --version 2>/dev/null)" != *"$EVCXR_VERSION"* ]]; then
+if ! cargo install --list | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
   say "installing evcxr_jupyter $EVCXR_VERSION (one-off, about 11 min on 2 cores)"
   cargo install --locked "evcxr_jupyter@$EVCXR_VERSION"
 fi
@@ -28,6 +28,8 @@ fi
 # 3. A kernelspec that carries libtorch's environment, so no one exports anything by hand, and a
 #    fixed build directory so that the :dep build of audiosae is reused across notebooks and runs.
 TORCH="$(realpath "$(ls -d "$VENV"/lib/python3*/site-packages/torch | head -n1)")"
+# evcxr builds cells with -Cprefer-dynamic, so they need the toolchain's libstd at dlopen time.
+SYSROOT_LIB="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/lib"
 KDIR="$CACHE/jupyter/kernels/audiosae-rust"
 mkdir -p "$KDIR" "$CACHE/evcxr"
 cat > "$KDIR/kernel.json" <<JSON
@@ -39,7 +41,7 @@ cat > "$KDIR/kernel.json" <<JSON
   "env": {
     "LIBTORCH": "$TORCH",
     "LIBTORCH_CXX11_ABI": "1",
-    "LD_LIBRARY_PATH": "$TORCH/lib",
+    "LD_LIBRARY_PATH": "$TORCH/lib:$SYSROOT_LIB",
     "EVCXR_TMPDIR": "$CACHE/evcxr",
     "AUDIOSAE_CACHE": "$CACHE",
     "AUDIOSAE_ROOT": "$ROOT"
