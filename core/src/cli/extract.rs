@@ -38,14 +38,21 @@ pub struct ExtractArgs {
     /// Trim the window to the clip even for Whisper (changes Whisper's outputs).
     #[arg(long)]
     fast: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    dev: DeviceArgs,
+}
+
+/// Shard format options shared by `extract` and `extract-text`.
+#[derive(Args)]
+struct StoreArgs {
     /// f32 or f16 shards.
     #[arg(long, default_value = "f32")]
     store_dtype: StoreDType,
     /// Rows per shard file (default: about 256 MB per shard).
     #[arg(long)]
     shard_rows: Option<usize>,
-    #[command(flatten)]
-    dev: DeviceArgs,
 }
 
 pub fn run(a: ExtractArgs) -> Result<()> {
@@ -59,8 +66,8 @@ pub fn run(a: ExtractArgs) -> Result<()> {
         batch_size: a.batch_size,
         shard: a.shard,
         trim,
-        store_dtype: a.store_dtype,
-        shard_rows: a.shard_rows,
+        store_dtype: a.store.store_dtype,
+        shard_rows: a.store.shard_rows,
         progress: true,
     };
     let s = extract(&model, &corpus, &opts)?;
@@ -96,10 +103,8 @@ pub struct ExtractTextArgs {
     /// Decoder layer N (raw output); default: the final normed hidden state.
     #[arg(long)]
     layer: Option<usize>,
-    #[arg(long, default_value = "f32")]
-    store_dtype: StoreDType,
-    #[arg(long)]
-    shard_rows: Option<usize>,
+    #[command(flatten)]
+    store: StoreArgs,
     #[command(flatten)]
     dev: DeviceArgs,
 }
@@ -110,8 +115,8 @@ pub fn run_text(a: ExtractTextArgs) -> Result<()> {
     let opts = TextExtractOptions {
         layer: a.layer,
         out: a.out,
-        store_dtype: a.store_dtype,
-        shard_rows: a.shard_rows,
+        store_dtype: a.store.store_dtype,
+        shard_rows: a.store.shard_rows,
         progress: true,
     };
     let s = extract_text(&model, &corpus, &opts)?;

@@ -6,6 +6,18 @@ use tch::{Kind, Tensor};
 
 use crate::weights::Weights;
 
+/// Additive attention bias in `kind`: 0 where `masked` is false, finfo(kind).min where true.
+/// finfo.min rather than -inf, as transformers' eager path uses, keeps fully masked rows finite
+/// (spec §9 pitfall 24).
+pub fn additive_bias(masked: &Tensor, kind: Kind) -> Tensor {
+    let min = match kind {
+        Kind::Half => f64::from(half::f16::MIN),
+        Kind::BFloat16 => f64::from(half::bf16::MIN),
+        _ => f64::from(f32::MIN),
+    };
+    Tensor::zeros(masked.size(), (kind, masked.device())).masked_fill(masked, min)
+}
+
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,

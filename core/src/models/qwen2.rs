@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use serde::Deserialize;
 use tch::{Kind, Tensor};
 
-use super::layers::{Activation, Linear, RmsNorm};
+use super::layers::{additive_bias, Activation, Linear, RmsNorm};
 use crate::weights::Weights;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -372,10 +372,5 @@ fn additive_mask(mask2d: &Tensor, past: i64, t: i64, kind: Kind) -> Tensor {
     let k_pos = Tensor::arange(s, (Kind::Int64, device)).view([1, s]);
     let causal = k_pos.le_tensor(&q_pos); // [T, S]
     let keep = causal.unsqueeze(0).logical_and(&mask2d.ne(0).unsqueeze(1)).unsqueeze(1);
-    let min = match kind {
-        Kind::Half => f64::from(half::f16::MIN),
-        Kind::BFloat16 => f64::from(half::bf16::MIN),
-        _ => f64::from(f32::MIN),
-    };
-    Tensor::zeros(keep.size(), (kind, device)).masked_fill(&keep.logical_not(), min)
+    additive_bias(&keep.logical_not(), kind)
 }

@@ -8,7 +8,7 @@ use anyhow::{ensure, Context, Result};
 use serde::Deserialize;
 use tch::{Device, Kind, Tensor};
 
-use super::layers::Linear;
+use super::layers::{additive_bias, Linear};
 use super::qwen2::{Generation, Qwen2Config, Qwen2Model};
 use super::whisper::{conv_out_len, EncoderConfig, WhisperEncoder};
 use crate::weights::Weights;
@@ -99,12 +99,7 @@ impl Qwen2Audio {
         let lens: Vec<i64> = feat_lens.iter().map(|&l| conv_out_len(l) as i64).collect();
         let lens = Tensor::from_slice(&lens).to_device(device).view([-1, 1]);
         let pad = Tensor::arange(p, (Kind::Int64, device)).view([1, p]).ge_tensor(&lens);
-        let min = match kind {
-            Kind::Half => f64::from(half::f16::MIN),
-            Kind::BFloat16 => f64::from(half::bf16::MIN),
-            _ => f64::from(f32::MIN),
-        };
-        Tensor::zeros([lens.size()[0], p], (kind, device)).masked_fill(&pad, min).view([-1, 1, 1, p])
+        additive_bias(&pad, kind).view([-1, 1, 1, p])
     }
 
     /// Runs the masked audio tower over `[B, n_mels, F]` features. Returns the pooled and normed
