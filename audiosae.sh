@@ -2,7 +2,9 @@
 # audiosae launcher: sets everything up on first use, then runs the demo, the tests or the CLI.
 #
 #   ./audiosae.sh demo        set up, then run the demo pipeline on the default model and clip
-#   ./audiosae.sh test        set up, then run every test (what CI runs)
+#   ./audiosae.sh test        set up, then run every test and notebook (what CI runs)
+#   ./audiosae.sh notebooks [NAME...]   execute the evcxr notebooks headless into out/notebooks/
+#   ./audiosae.sh lab         open the notebooks in JupyterLab with the Rust (audiosae) kernel
 #   ./audiosae.sh setup       only set up (venv with libtorch, build, default model)
 #   ./audiosae.sh ARGS...     run the audiosae CLI, e.g. ./audiosae.sh features --help
 #
@@ -136,7 +138,17 @@ case "$cmd" in
     say "cargo fmt --check, clippy -D warnings, then every test"
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo test --workspace "$@" ;;
+    cargo test --workspace "$@"
+    say "every notebook, headless (evcxr kernel)"
+    scripts/run_notebooks.sh ;;
+  notebooks)
+    shift; setup
+    exec "$ROOT/scripts/run_notebooks.sh" "$@" ;;
+  lab)
+    shift; setup
+    "$ROOT/scripts/run_notebooks.sh" --setup-only
+    "$VENV/bin/python" -c "import jupyterlab" 2>/dev/null || "$VENV/bin/pip" install -q "jupyterlab==4.6.6"
+    JUPYTER_PATH="$AUDIOSAE_CACHE/jupyter" exec "$VENV/bin/jupyter" lab "$ROOT/notebooks" "$@" ;;
   help|-h|--help)
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)

@@ -5,6 +5,7 @@ clip 1.0), with the batches already in memory so only the training step is timed
 Prints one JSON line: frames/s, seconds per step and the mean loss of the last steps.
 """
 import argparse
+import contextlib
 import json
 import time
 
@@ -83,6 +84,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tail", type=int, default=3, help="steps averaged for the final loss")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--dtype", default="f32", choices=["f32", "bf16"], help="bf16: torch.autocast (CUDA)")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -90,6 +93,15 @@ def main():
     torch.manual_seed(a.seed)
     sae = OpenSAE(d_in=a.d_in, d_hidden=a.width, topk=a.k, l1_coef=5e-4)
     data = torch.randn(a.pool * a.batch, a.d_in)
+    dev = torch.device(a.device)
+    sae, data = sae.to(dev), data.to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def autocast():
+        if a.dtype == "bf16":
+            return torch.autocast(dev.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     batches = [data[i * a.batch:(i + 1) * a.batch] for i in range(a.pool)]
     total = a.warmup + a.steps
     opt = torch.optim.AdamW(sae.parameters(), lr=1e-3)
@@ -97,10 +109,12 @@ def main():
     losses = []
     for step in range(1, total + 1):
         if step == a.warmup + 1:
+            sync()
             t0 = time.perf_counter()
         x = batches[(step - 1) % a.pool]
-        x_hat, h = sae(x)
-        loss, parts = sae.loss(x, x_hat, h)
+        with autocast():
+            x_hat, h = sae(x)
+            loss, parts = sae.loss(x, x_hat, h)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(sae.parameters(), max_norm=1.0)
@@ -110,14 +124,17 @@ def main():
             with torch.no_grad():
                 sae.resample_dead_units(h)
         if step > total - a.tail:
-            losses.append(float(loss.item()))
+            losses.append(loss.detach())  # read after the clock stops: no per-step sync
+    sync()
     dt = time.perf_counter() - t0
     print(json.dumps({
         "frames_per_s": a.steps * a.batch / dt,
         "s_per_step": dt / a.steps,
-        "final_loss": sum(losses) / len(losses),
+        "final_loss": float(sum(losses)) / len(losses),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "device": str(dev),
+        "dtype": a.dtype,
     }))
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Executes the evcxr notebooks headless and fails on the first cell that fails.
 #   scripts/run_notebooks.sh [NAME...]     (default: every notebooks/*.ipynb, in order)
+#   scripts/run_notebooks.sh --setup-only  (install the kernel and runner, run nothing)
 # Executed copies, outputs and plots included, go to out/notebooks/. Called by
 # `./audiosae.sh test` and `./audiosae.sh notebooks`; expects the set-up to have run.
 set -euo pipefail
@@ -50,6 +51,8 @@ cat > "$KDIR/kernel.json" <<JSON
 JSON
 export JUPYTER_PATH="$CACHE/jupyter${JUPYTER_PATH:+:$JUPYTER_PATH}"
 
+[[ "${1:-}" == "--setup-only" ]] && exit 0
+
 # 4. Execute, then fail on any error output (a panicking cell or an Err still exits 0 in
 #    nbconvert, see shared/spec/toolchain.md).
 mkdir -p "$OUT"
@@ -63,7 +66,9 @@ for nb in "${books[@]}"; do
   name="$(basename "$nb")"
   say "running $name"
   start=$SECONDS
-  if ! (cd "$ROOT/notebooks" && "$VENV/bin/jupyter" nbconvert --to notebook --execute \
+  # --allow-errors: the executed copy is written even when a cell fails, so that
+  # check_notebook.py can name the cell and print evcxr's error text.
+  if ! (cd "$ROOT/notebooks" && "$VENV/bin/jupyter" nbconvert --to notebook --execute --allow-errors \
         --ExecutePreprocessor.kernel_name=audiosae-rust --ExecutePreprocessor.timeout=1800 \
         --output-dir "$OUT" "$nb" >"$OUT/${name%.ipynb}.log" 2>&1); then
     tail -n 40 "$OUT/${name%.ipynb}.log" >&2

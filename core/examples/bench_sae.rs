@@ -1,15 +1,18 @@
 //! SAE training-step benchmark: audiosae's `opensae` against the seed's PyTorch OpenSAE +
 //! train_sae loop (`benches/peer_sae_train.py`), same shapes, same torch threads, same seed
 //! (hence the same initial weights and data), batches already in memory. Prints frames/s of
-//! both, their ratio, the final losses, and the achieved GFLOP/s against a measured f32 GEMM.
+//! both, their ratio, the final losses, and the achieved GFLOP/s against a measured GEMM in the
+//! same dtype.
 //!
 //! cargo run --release -p audiosae --example bench_sae -- [--threads N] [--steps 10] [--python PY]
+//!     [--device cuda --dtype bf16]   (bf16: our encoder product in bf16, the peer under torch.autocast)
+//! The peer script is found under $AUDIOSAE_ROOT (default: this source tree).
 
 use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use audiosae::sae::config::{Arch, SaeConfig, TrainConfig};
+use audiosae::sae::config::{Arch, ComputeDType, SaeConfig, TrainConfig};
 use audiosae::sae::train::Trainer;
 use audiosae::sae::BatchSource;
 use clap::Parser;
@@ -34,6 +37,9 @@ struct Args {
     /// auto, cpu, cuda.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// f32 or bf16 (mixed precision; meant for CUDA).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
     /// Skip the PyTorch peer.
     #[arg(long)]
     no_peer: bool,
@@ -75,7 +81,15 @@ struct Run {
 fn ours(d: usize, h: usize, k: usize, b: usize, a: &Args, device: Device) -> Result<Run> {
     let total = a.warmup + a.steps;
     let cfg = TrainConfig {
-        sae: SaeConfig { arch: Arch::OpenSae, d_in: d, d_sae: h, k: Some(k), l1_coef: 5e-4, ..Default::default() },
+        sae: SaeConfig {
+            arch: Arch::OpenSae,
+            d_in: d,
+            d_sae: h,
+            k: Some(k),
+            l1_coef: 5e-4,
+            compute_dtype: a.dtype.parse::<ComputeDType>()?,
+            ..Default::default()
+        },
         steps: total,
         batch_size: b,
         lr: 1e-3,
@@ -109,18 +123,17 @@ fn ours(d: usize, h: usize, k: usize, b: usize, a: &Args, device: Device) -> Res
 }
 
 fn peer(d: usize, h: usize, k: usize, b: usize, a: &Args) -> Result<Run> {
-    let python = a
-        .python
-        .clone()
-        .unwrap_or_else(|| concat!(env!("CARGO_MANIFEST_DIR"), "/../.cache/venv-fixtures/bin/python").into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../benches/peer_sae_train.py");
+    let root = audiosae::notebook::repo_root();
+    let python = a.python.clone().unwrap_or_else(|| root.join(".cache/venv-fixtures/bin/python").display().to_string());
+    let script = root.join("benches/peer_sae_train.py");
     let out = Command::new(&python)
-        .arg(script)
+        .arg(&script)
         .args(["--d-in", &d.to_string(), "--width", &h.to_string(), "--k", &k.to_string(), "--batch", &b.to_string()])
         .args(["--steps", &a.steps.to_string(), "--warmup", &a.warmup.to_string(), "--pool", &POOL.to_string()])
         .args(["--threads", &tch::get_num_threads().to_string(), "--tail", &TAIL.to_string()])
+        .args(["--device", if a.device == "cpu" { "cpu" } else { "cuda" }, "--dtype", &a.dtype])
         .output()
-        .with_context(|| format!("running {python} {script}"))?;
+        .with_context(|| format!("running {python} {}", script.display()))?;
     anyhow::ensure!(out.status.success(), "peer failed: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("peer output is not JSON")?;
     let f = |k: &str| v[k].as_f64().with_context(|| format!("peer output lacks {k}"));
@@ -133,10 +146,10 @@ fn sync(device: Device) {
     }
 }
 
-/// Measured f32 GEMM throughput at the encoder's shape, GFLOP/s.
-fn gemm_peak(d: i64, h: i64, b: i64, device: Device) -> f64 {
-    let x = Tensor::randn([b, d], (Kind::Float, device));
-    let w = Tensor::randn([d, h], (Kind::Float, device));
+/// Measured GEMM throughput at the encoder's shape in `kind`, GFLOP/s.
+fn gemm_peak(d: i64, h: i64, b: i64, device: Device, kind: Kind) -> f64 {
+    let x = Tensor::randn([b, d], (kind, device));
+    let w = Tensor::randn([d, h], (kind, device));
     let _ = x.matmul(&w);
     sync(device);
     let reps = 5;
@@ -154,7 +167,12 @@ fn main() -> Result<()> {
         tch::set_num_threads(n);
     }
     let device = audiosae::device::parse_device(&a.device)?;
-    println!("device {}, torch threads {}", audiosae::device::describe(device), tch::get_num_threads());
+    println!(
+        "device {}, dtype {}, torch threads {}",
+        audiosae::device::describe(device),
+        a.dtype,
+        tch::get_num_threads()
+    );
     println!(
         "{:>22} | {:>10} {:>10} {:>6} | {:>10} {:>10} | {:>9} {:>9} {:>6}",
         "shape d:width:k:batch",
@@ -171,11 +189,14 @@ fn main() -> Result<()> {
         let v: Vec<usize> = shape.split(':').map(|s| s.parse()).collect::<Result<_, _>>().context("--shapes")?;
         let [d, h, k, b] = v[..] else { anyhow::bail!("shape {shape:?}: expected D_IN:WIDTH:K:BATCH") };
         let ours = ours(d, h, k, b, &a, device)?;
-        let peer = if a.no_peer || device != Device::Cpu { None } else { Some(peer(d, h, k, b, &a)?) };
-        // Work actually done per step: encoder product and its weight gradient (dense), the
-        // sparse decoder forward and its two backward products (k rows per frame).
-        let flops = 2.0 * 2.0 * (b * d * h) as f64 + 3.0 * 2.0 * (b * k * d) as f64;
-        let peak = gemm_peak(d as i64, h as i64, b as i64, device);
+        let peer = if a.no_peer { None } else { Some(peer(d, h, k, b, &a)?) };
+        // Work actually done per step, k rows per frame where sparse. CPU: the dense encoder
+        // product, then the sparse decode, its two backward products and the sparse encoder
+        // gradient. Elsewhere autograd adds a dense encoder gradient and drops the sparse one.
+        let (dense, sparse) = if device == Device::Cpu { (1.0, 4.0) } else { (2.0, 3.0) };
+        let flops = dense * 2.0 * (b * d * h) as f64 + sparse * 2.0 * (b * k * d) as f64;
+        let kind = if a.dtype == "bf16" { Kind::BFloat16 } else { Kind::Float };
+        let peak = gemm_peak(d as i64, h as i64, b as i64, device, kind);
         let achieved = flops / ours.s_per_step / 1e9;
         let (pf, pl, ratio) = peer.as_ref().map_or((f64::NAN, f64::NAN, f64::NAN), |p| {
             (p.frames_per_s, p.final_loss, ours.frames_per_s / p.frames_per_s)

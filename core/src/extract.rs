@@ -223,10 +223,47 @@ fn run_batch(
     Ok(())
 }
 
+/// Which language-model representation of the transcripts [`extract_text`] stores. Parsed from
+/// `embed`, `final` or a decoder layer number; shown as the store's layer name (`lm.embed`,
+/// `lm`, `lm.N`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TextLayer {
+    /// The input token embeddings (`embed_tokens`): the space the audio projector writes into.
+    Embeddings,
+    /// Raw output of decoder layer N.
+    Decoder(usize),
+    /// The final normed hidden state.
+    #[default]
+    Final,
+}
+
+impl std::str::FromStr for TextLayer {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.strip_prefix("lm.").unwrap_or(s) {
+            "embed" => Ok(TextLayer::Embeddings),
+            "final" | "lm" => Ok(TextLayer::Final),
+            n => n
+                .parse()
+                .map(TextLayer::Decoder)
+                .map_err(|_| anyhow::anyhow!("unknown text layer {s:?}: use embed, final or a layer number")),
+        }
+    }
+}
+
+impl std::fmt::Display for TextLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TextLayer::Embeddings => write!(f, "lm.embed"),
+            TextLayer::Decoder(n) => write!(f, "lm.{n}"),
+            TextLayer::Final => write!(f, "lm"),
+        }
+    }
+}
+
 /// Options of [`extract_text`].
 pub struct TextExtractOptions {
-    /// Decoder layer whose raw output is stored; None: the final normed hidden state.
-    pub layer: Option<usize>,
+    pub layer: TextLayer,
     pub out: PathBuf,
     pub store_dtype: StoreDType,
     pub shard_rows: Option<usize>,
@@ -240,13 +277,17 @@ pub fn extract_text(model: &AudioModel, corpus: &Corpus, opts: &TextExtractOptio
     let q = model.qwen2_audio()?;
     let lm = q.language_model.as_ref().context("load the model with its language model")?;
     let tok = crate::chat::PromptTokenizer::from_dir(&model.dir, q.config.audio_token_index)?;
-    if let Some(n) = opts.layer {
+    if let TextLayer::Decoder(n) = opts.layer {
         anyhow::ensure!(n < lm.n_layers(), "--layer {n}: the language model has {} layers", lm.n_layers());
     }
-    let layer = opts.layer.map_or_else(|| "lm".to_string(), |n| format!("lm.{n}"));
     let model_ref = ModelRef { id: model.id.clone(), revision: model_revision(&model.dir) };
-    let mut config =
-        StoreConfig::new(model_ref, layer, FrameTiming::TOKENS, opts.store_dtype, lm.config.hidden_size as usize);
+    let mut config = StoreConfig::new(
+        model_ref,
+        opts.layer.to_string(),
+        FrameTiming::TOKENS,
+        opts.store_dtype,
+        lm.config.hidden_size as usize,
+    );
     if let Some(rows) = opts.shard_rows {
         config.shard_rows = rows;
     }
@@ -265,11 +306,17 @@ pub fn extract_text(model: &AudioModel, corpus: &Corpus, opts: &TextExtractOptio
         let hidden = tch::no_grad(|| {
             let device = model.device;
             let ids = Tensor::from_slice(&ids).view([1, -1]).to_device(device);
-            let mask = ids.ones_like();
+            let embedded = lm.embed(&ids);
             let positions = Tensor::arange(ids.size()[1], (tch::Kind::Int64, device)).view([1, -1]);
-            let keep: Vec<usize> = opts.layer.into_iter().collect();
-            let (last, kept) = lm.forward_keep(&lm.embed(&ids), &positions, &mask, &mut Default::default(), &keep);
-            kept.into_iter().next().unwrap_or(last).get(0).to_kind(tch::Kind::Float).to_device(tch::Device::Cpu)
+            let forward = |keep: &[usize]| {
+                lm.forward_keep(&embedded, &positions, &ids.ones_like(), &mut Default::default(), keep)
+            };
+            let hidden = match opts.layer {
+                TextLayer::Embeddings => embedded.shallow_clone(),
+                TextLayer::Decoder(n) => forward(&[n]).1.remove(0),
+                TextLayer::Final => forward(&[]).0,
+            };
+            hidden.get(0).to_kind(tch::Kind::Float).to_device(tch::Device::Cpu)
         });
         let data = Vec::<f32>::try_from(hidden.flatten(0, -1))?;
         let meta = ItemMeta::new(&item.id, corpus.audio_path(item), item.duration_s).with_tokens(pieces);

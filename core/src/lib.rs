@@ -10,6 +10,7 @@ pub mod cli;
 pub mod corpus;
 pub mod ctranslate2;
 pub mod device;
+pub mod embed;
 pub mod extract;
 pub mod hub;
 pub mod mel;

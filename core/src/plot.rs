@@ -123,6 +123,22 @@ pub struct Segment {
     pub label: String,
 }
 
+impl Segment {
+    /// Runs of equal per-frame labels (e.g. from `frame_labels`) as segments: a run spans its
+    /// first frame's start to its last frame's end.
+    pub fn runs(labels: &[String], timing: FrameTiming) -> Vec<Segment> {
+        let mut out: Vec<Segment> = Vec::new();
+        for (i, l) in labels.iter().enumerate() {
+            let (start, end) = (timing.start(i), timing.start(i + 1));
+            match out.last_mut() {
+                Some(s) if s.label == *l => s.end = end,
+                _ => out.push(Segment { start, end, label: l.clone() }),
+            }
+        }
+        out
+    }
+}
+
 /// A heat map (e.g. the log-mel of a clip) above an alignment tier drawn as labelled bars on the
 /// same time axis, so that frames can be read against phones or words.
 pub fn heatmap_with_tier_png(path: &Path, map: &Heatmap<'_>, tier_name: &str, segments: &[Segment]) -> Result<()> {
@@ -133,9 +149,58 @@ pub fn heatmap_with_tier_png(path: &Path, map: &Heatmap<'_>, tier_name: &str, se
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(330);
     draw_heatmap(&top, map)?;
-    let t0 = map.timing.start(0);
-    let t1 = map.timing.start(map.cols);
-    let mut chart = ChartBuilder::on(&bottom)
+    draw_tier(&bottom, (map.timing.start(0), map.timing.start(map.cols)), tier_name, segments)?;
+    root.present().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// A per-frame value (e.g. a reconstruction error) as a line over time, above an alignment tier
+/// on the same time axis. Frame `i` is drawn at its centre.
+pub fn line_with_tier_png(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    values: &[f64],
+    timing: FrameTiming,
+    tier_name: &str,
+    segments: &[Segment],
+) -> Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let root = BitMapBackend::new(path, (1000, 400)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (top, bottom) = root.split_vertically(270);
+    let (t0, t1) = (timing.start(0), timing.start(values.len()));
+    let hi = values.iter().copied().filter(|v| v.is_finite()).fold(0f64, f64::max).max(1e-12) * 1.05;
+    let mut chart = ChartBuilder::on(&top)
+        .caption(title, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(32)
+        .y_label_area_size(48)
+        .build_cartesian_2d(t0..t1, 0f64..hi)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart.configure_mesh().x_desc("time (s)").y_desc(y_label).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let points = values.iter().enumerate().map(|(i, &v)| (timing.center(i), v));
+    chart
+        .draw_series(LineSeries::new(points, RGBColor(31, 119, 180).stroke_width(2)))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    draw_tier(&bottom, (t0, t1), tier_name, segments)?;
+    root.present().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// An alignment tier as labelled bars over the time span `t0..t1` (silence in grey).
+fn draw_tier<DB: DrawingBackend>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    (t0, t1): (f64, f64),
+    tier_name: &str,
+    segments: &[Segment],
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
         .margin(8)
         .x_label_area_size(32)
         .y_label_area_size(48)
@@ -159,6 +224,32 @@ pub fn heatmap_with_tier_png(path: &Path, map: &Heatmap<'_>, tier_name: &str, se
             .draw_series(std::iter::once(Text::new(s.label.clone(), ((a + b) / 2.0 - 0.01, 0.6), ("sans-serif", 13))))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    root.present().with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_merge_equal_neighbouring_labels() {
+        let labels: Vec<String> = ["sil", "AA", "AA", "T", "AA"].iter().map(|s| s.to_string()).collect();
+        let runs = Segment::runs(&labels, FrameTiming { hop_s: 0.02, offset_s: -0.01 });
+        let got: Vec<(&str, f64, f64)> = runs.iter().map(|s| (s.label.as_str(), s.start, s.end)).collect();
+        let want = [("sil", -0.01, 0.01), ("AA", 0.01, 0.05), ("T", 0.05, 0.07), ("AA", 0.07, 0.09)];
+        for ((l, a, b), (wl, wa, wb)) in got.iter().zip(want) {
+            assert_eq!(*l, wl);
+            assert!((a - wa).abs() < 1e-12 && (b - wb).abs() < 1e-12, "{l}: {a} {b}");
+        }
+        assert_eq!(got.len(), want.len());
+    }
+
+    #[test]
+    fn line_with_tier_writes_a_png() {
+        let path = std::env::temp_dir().join(format!("audiosae-line-tier-{}.png", std::process::id()));
+        let seg = [Segment { start: 0.0, end: 0.1, label: "AA".into() }];
+        line_with_tier_png(&path, "t", "err", &[0.1, 0.3, 0.2], FrameTiming::ENCODER, "phones", &seg).unwrap();
+        assert!(std::fs::read(&path).unwrap().starts_with(b"\x89PNG"));
+        std::fs::remove_file(path).unwrap();
+    }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use audiosae::corpus::{Corpus, CorpusItem, Split};
 use audiosae::store::StoreReader;
+use tch::{Device, Kind, Tensor};
 
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(rel)
@@ -223,28 +224,54 @@ fn a_bad_file_in_a_plain_directory_does_not_stop_the_run() {
     assert_eq!(StoreReader::open(&out).unwrap().items().len(), 1);
 }
 
-#[test]
-fn extract_text_stores_one_row_per_transcript_token() {
-    let dir = tmp("text");
+const TRANSCRIPT: &str =
+    "HE BEGAN A CONFUSED COMPLAINT AGAINST THE WIZARD WHO HAD VANISHED BEHIND THE CURTAIN ON THE LEFT";
+
+/// `audiosae extract-text --layer LAYER` on a one-clip corpus of the fixture transcript.
+fn extract_text(name: &str, layer: &str) -> StoreReader {
+    let dir = tmp(name);
     write_wav(&dir.join("clip.wav"), &speech());
-    let transcript = "HE BEGAN A CONFUSED COMPLAINT AGAINST THE WIZARD WHO HAD VANISHED BEHIND THE CURTAIN ON THE LEFT";
-    std::fs::write(dir.join("clip.lab"), transcript).unwrap();
+    std::fs::write(dir.join("clip.lab"), TRANSCRIPT).unwrap();
     let out = dir.join("text-store");
     let model = fixture("qwen2_audio_tiny");
     let r = Command::new(env!("CARGO_BIN_EXE_audiosae"))
-        .args(["extract-text", "--model", s(&model), "--corpus", s(&dir), "--out", s(&out), "--layer", "1"])
+        .args(["extract-text", "--model", s(&model), "--corpus", s(&dir), "--out", s(&out), "--layer", layer])
         .output()
         .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let store = StoreReader::open(&out).unwrap();
+    StoreReader::open(&out).unwrap()
+}
+
+fn transcript_token_ids() -> Vec<i64> {
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("qwen2_audio_ref/meta.json")).unwrap()).unwrap();
+    meta["transcript_token_ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect()
+}
+
+#[test]
+fn extract_text_stores_one_row_per_transcript_token() {
+    let transcript = TRANSCRIPT;
+    let store = extract_text("text", "1");
     assert_eq!(store.config().layer, "lm.1");
     let item = store.item("clip").unwrap();
     let tokens = item.meta.tokens.clone().expect("token strings in the manifest");
     assert_eq!(tokens.concat(), transcript);
     // The same ids as transformers' tokenizer (recorded by the fixture script).
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture("qwen2_audio_ref/meta.json")).unwrap()).unwrap();
-    assert_eq!(meta["transcript_token_ids"].as_array().unwrap().len(), tokens.len());
+    assert_eq!(transcript_token_ids().len(), tokens.len());
     assert_eq!(item.frames.nrows(), tokens.len());
     assert_eq!(item.frames.ncols(), 32);
+}
+
+#[test]
+fn extract_text_embed_stores_the_input_token_embeddings() {
+    let store = extract_text("text-embed", "embed");
+    assert_eq!(store.config().layer, "lm.embed");
+    let item = store.item("clip").unwrap();
+    let model =
+        audiosae::models::AudioModel::load(s(&fixture("qwen2_audio_tiny")), Device::Cpu, Kind::Float, true).unwrap();
+    let lm = model.qwen2_audio().unwrap().language_model.as_ref().unwrap();
+    let want = lm.embed(&Tensor::from_slice(&transcript_token_ids()).view([1, -1])).get(0);
+    let got = Tensor::from_slice(item.frames.as_slice().unwrap()).view([item.frames.nrows() as i64, -1]);
+    assert_eq!(got.size(), want.size());
+    assert_eq!((got - want).abs().max().double_value(&[]), 0.0);
 }

@@ -145,6 +145,9 @@ fn seed_matching_recovers_known_permutations() {
         let p = &pairs[if a == 0 { b - 1 } else { 2 }];
         let (mean, random) = (p["mean_cosine"].as_f64().unwrap(), p["random_mean_cosine"].as_f64().unwrap());
         assert!(mean > random + 0.3, "pair {a}-{b}: mean {mean} vs random {random}");
+        // The optimal matching against a random dictionary beats a random pairing, not the copies.
+        let null = p["null_mean_cosine"].as_f64().unwrap();
+        assert!(random < null && null < mean - 0.2, "pair {a}-{b}: null {null}, random {random}, mean {mean}");
         let full_copy = b != 2;
         assert_eq!(p["frac_above"]["0.9"].as_f64().unwrap() == 1.0, full_copy, "pair {a}-{b}: {p}");
     }

@@ -1,16 +1,12 @@
 //! `audiosae analyze` (run an analysis plugin, write its report) and `audiosae plugins list`.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use audiosae_plugin_api::{Params, Report};
+use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use crate::corpus::Corpus;
 use crate::device::DType;
-use crate::plugins::{discover, find, search_dirs, AnalysisHost, CorpusLabels, LoadedPlugin, Qwen2Runner};
+use crate::plugins::{discover, search_dirs, Analysis};
 use crate::textgrid::PhoneSet;
 
 #[derive(Args)]
@@ -74,78 +70,20 @@ pub fn list(_command: PluginsCommand) -> Result<()> {
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<()> {
-    let params = Params::parse(&args.params).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let plugin = find(&args.plugin, &search_dirs())?;
-    let labels = match &args.labels {
-        Some(spec) => Some(CorpusLabels::new(Corpus::open(spec)?, args.phone_set)),
-        None => None,
+    let analysis = Analysis {
+        plugin: args.plugin,
+        saes: args.sae,
+        store: args.store,
+        labels: args.labels,
+        phone_set: args.phone_set,
+        params: args.params,
+        out: args.out,
+        device: args.device,
+        n_mels: args.n_mels,
+        model: args.model,
+        dtype: args.dtype,
     };
-    let device = crate::device::parse_device(&args.device)?;
-    let mut host = AnalysisHost::open(&args.store, &args.sae, labels, device, args.n_mels)?;
-    if let Some(model) = &args.model {
-        host.model = Some(Box::new(Qwen2Runner::load(model, device, args.dtype.kind())?));
-    }
-    eprintln!("running {} {} ({})", plugin.info.name, plugin.info.version, plugin.path.display());
-    let t = Instant::now();
-    let result = plugin.run(&host, params.values());
-    host.finish_progress();
-    let report = result?;
-    let elapsed_s = t.elapsed().as_secs_f64();
-    if let Some(unknown) = host.labels().map(|l| l.unknown_phones()).filter(|u| !u.is_empty()) {
-        eprintln!("warning: phone labels kept as they are (not in {}): {unknown}", args.phone_set);
-    }
-    let inputs = serde_json::json!({
-        "store": args.store, "sae": args.sae, "labels": args.labels, "phone_set": args.phone_set.to_string(),
-        "model": args.model, "params": params.values(),
-    });
-    let written = write_report(&args.out, &plugin, inputs, elapsed_s, &report)?;
-    eprintln!("{} finished in {elapsed_s:.2} s; wrote {} files to {}", plugin.info.name, written, args.out.display());
+    let report = analysis.run()?;
     println!("{}", serde_json::to_string_pretty(&report.summary)?);
     Ok(())
-}
-
-/// A file name from a plugin-chosen name: letters, digits, `-`, `_` and `.` only, not hidden.
-fn file_stem(name: &str) -> String {
-    let s: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' }).collect();
-    s.trim_start_matches('.').to_string()
-}
-
-/// Writes `report.json`, `TABLE.csv` per table and `FIGURE.EXT` per figure; returns the file count.
-fn write_report(
-    out: &Path,
-    plugin: &LoadedPlugin,
-    inputs: serde_json::Value,
-    elapsed_s: f64,
-    r: &Report,
-) -> Result<usize> {
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let write = |file: &str, bytes: &[u8]| {
-        let path = out.join(file);
-        std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))
-    };
-    let mut tables = Vec::new();
-    for t in &r.tables {
-        let file = format!("{}.csv", file_stem(&t.name));
-        write(&file, t.to_csv().as_bytes())?;
-        tables.push(serde_json::json!({"name": t.name, "file": file, "columns": t.columns, "rows": t.rows.len()}));
-    }
-    let mut figures = Vec::new();
-    for f in &r.figures {
-        let file = format!("{}.{}", file_stem(&f.name), f.format.extension());
-        write(&file, &f.bytes)?;
-        figures.push(serde_json::json!({"name": f.name, "file": file}));
-    }
-    let info: BTreeMap<&str, String> = [
-        ("name", plugin.info.name.clone()),
-        ("version", plugin.info.version.clone()),
-        ("path", plugin.path.display().to_string()),
-    ]
-    .into();
-    let report = serde_json::json!({
-        "plugin": info, "inputs": inputs, "elapsed_s": elapsed_s,
-        "summary": r.summary, "tables": tables, "figures": figures,
-    });
-    write("report.json", serde_json::to_string_pretty(&report)?.as_bytes())?;
-    Ok(1 + tables.len() + figures.len())
 }

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::DeviceArgs;
 use crate::corpus::Corpus;
-use crate::extract::{extract, extract_text, ExtractOptions, JobShard, TextExtractOptions};
+use crate::extract::{extract, extract_text, ExtractOptions, JobShard, TextExtractOptions, TextLayer};
 use crate::models::{LayerSpec, Trim};
 use crate::store::StoreDType;
 
@@ -100,9 +100,10 @@ pub struct ExtractTextArgs {
     corpus: String,
     #[arg(long)]
     out: PathBuf,
-    /// Decoder layer N (raw output); default: the final normed hidden state.
-    #[arg(long)]
-    layer: Option<usize>,
+    /// `final` (the final normed hidden state), `embed` (the input token embeddings, the space
+    /// the audio projector writes into) or N (raw output of decoder layer N).
+    #[arg(long, default_value = "final")]
+    layer: TextLayer,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]

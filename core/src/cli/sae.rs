@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use tch::Device;
 
 use crate::sae::checkpoint::{self, ExportFormat};
-use crate::sae::config::{Arch, Decay, Resample, TrainConfig};
+use crate::sae::config::{Arch, ComputeDType, Decay, Resample, TrainConfig};
 use crate::sae::data::{BatchSource, InMemorySource, ItemSource};
 use crate::sae::eval::{evaluate, EvalMetrics};
 use crate::sae::store_source::SplitStore;
@@ -166,6 +166,9 @@ pub struct TrainFlags {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long)]
     pub device: Option<String>,
+    /// f32, or bf16 for the encoder product in mixed precision (CUDA).
+    #[arg(long)]
+    pub compute_dtype: Option<ComputeDType>,
 }
 
 fn parse_decay(s: &str) -> Result<Decay> {
@@ -194,7 +197,8 @@ impl TrainFlags {
         }
         set!(d_sae => sae.d_sae, l1_coef => sae.l1_coef, steps => steps, batch_size => batch_size, lr => lr,
              warmup_steps => warmup_steps, decay => decay, seed => seed, dead_window_frames => dead_window_frames,
-             log_every => log_every, checkpoint_every => checkpoint_every, device => device);
+             log_every => log_every, checkpoint_every => checkpoint_every, device => device,
+             compute_dtype => sae.compute_dtype);
         if let Some(k) = self.k {
             c.sae.k = Some(k);
         }

@@ -75,6 +75,28 @@ pub enum Decay {
     Constant,
 }
 
+/// Precision of the encoder product, the step's dominant cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ComputeDType {
+    #[default]
+    F32,
+    /// Mixed precision: the encoder product in bf16, weights, optimizer and decoder in f32
+    /// (what `torch.autocast(dtype=torch.bfloat16)` does to a linear layer). Meant for CUDA.
+    Bf16,
+}
+
+impl FromStr for ComputeDType {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "f32" => ComputeDType::F32,
+            "bf16" => ComputeDType::Bf16,
+            _ => bail!("unknown compute dtype {s:?}: use f32 or bf16"),
+        })
+    }
+}
+
 /// The model itself (what a checkpoint needs to rebuild it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -90,6 +112,7 @@ pub struct SaeConfig {
     pub aux_k_coef: f64,
     /// Latents used by AuxK (default d_in / 2).
     pub aux_k: Option<usize>,
+    pub compute_dtype: ComputeDType,
 }
 
 impl Default for SaeConfig {
@@ -102,6 +125,7 @@ impl Default for SaeConfig {
             l1_coef: 5e-4,
             aux_k_coef: 1.0 / 32.0,
             aux_k: None,
+            compute_dtype: ComputeDType::F32,
         }
     }
 }

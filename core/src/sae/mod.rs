@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod eval;
+mod kernels;
 pub mod optim;
 pub mod plots;
 pub mod schedule;

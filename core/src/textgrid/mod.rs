@@ -16,7 +16,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 pub use labels::{frame_labels, is_silence, SILENCE};
-pub use phones::{PhoneSet, UnknownPhones, ARPABET39};
+pub use phones::{phone_class, PhoneSet, UnknownPhones, ARPABET39, PHONE_CLASSES};
 
 /// How far an interval may extend past the end of its audio before [`TextGrid::check_audio_end`]
 /// rejects it: aligners round the last boundary, and resampling changes the length by < 1 ms.

@@ -269,3 +269,24 @@ impl PhoneSet {
         IntervalTier { name: tier.name.clone(), xmin: tier.xmin, xmax: tier.xmax, intervals }
     }
 }
+
+/// Broad phone classes (manner of articulation) of the common set, in display order.
+pub const PHONE_CLASSES: [&str; 8] =
+    ["vowel", "stop", "affricate", "fricative", "nasal", "approximant", "silence", "other"];
+
+/// The broad class of a common-set phone: ARPAbet-39 by manner, `sil` is `silence`, anything
+/// else (`spn`, unknown labels) `other`.
+pub fn phone_class(phone: &str) -> &'static str {
+    match phone {
+        "AA" | "AE" | "AH" | "AO" | "AW" | "AY" | "EH" | "ER" | "EY" | "IH" | "IY" | "OW" | "OY" | "UH" | "UW" => {
+            "vowel"
+        }
+        "B" | "D" | "G" | "K" | "P" | "T" => "stop",
+        "CH" | "JH" => "affricate",
+        "DH" | "F" | "HH" | "S" | "SH" | "TH" | "V" | "Z" | "ZH" => "fricative",
+        "M" | "N" | "NG" => "nasal",
+        "L" | "R" | "W" | "Y" => "approximant",
+        SILENCE => "silence",
+        _ => "other",
+    }
+}

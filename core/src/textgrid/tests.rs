@@ -254,3 +254,12 @@ fn phone_set_rules() {
     assert_eq!("raw".parse::<PhoneSet>().unwrap(), PhoneSet::Raw);
     assert!("ipa".parse::<PhoneSet>().is_err());
 }
+
+#[test]
+fn every_common_phone_has_a_manner_class() {
+    for p in ARPABET39 {
+        assert!(!matches!(phone_class(p), "other" | "silence"), "{p} has no class");
+    }
+    let classes: Vec<&str> = ["IY", "T", "JH", "S", "NG", "W", "sil", "spn"].into_iter().map(phone_class).collect();
+    assert_eq!(classes, PHONE_CLASSES);
+}

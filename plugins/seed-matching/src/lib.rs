@@ -3,8 +3,9 @@
 //! For every pair of the SAEs given with `--sae` (two or more, same `d_in`): the cosine matrix of
 //! their decoder atoms, the optimal one-to-one assignment (exact: Kuhn–Munkres on small SAEs,
 //! Jonker–Volgenant with a dual certificate on large ones), the mean matched cosine and the fractions
-//! above 0.5/0.7/0.9 against two baselines (best match without the one-to-one constraint, random
-//! pairing), and the mean Pearson correlation (MCC) of matched units' activations over store frames.
+//! above 0.5/0.7/0.9 against three baselines (best match without the one-to-one constraint, random
+//! pairing, and the optimal matching against a random Gaussian dictionary of the same size), and
+//! the mean Pearson correlation (MCC) of matched units' activations over store frames.
 
 mod matching;
 
@@ -16,7 +17,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use matching::{cosine_matrix, match_atoms, Matching, PairCorrelations, Solver, THRESHOLDS};
+use matching::{cosine_matrix, gaussian_atoms, match_atoms, Matching, PairCorrelations, Solver, THRESHOLDS};
 
 #[derive(Default)]
 pub struct SeedMatching;
@@ -83,8 +84,11 @@ fn run(ctx: &AnalysisContext, o: &Options) -> Result<Report, Error> {
             perm.shuffle(&mut rng);
             let m = match_atoms(&cos, n_a, n_b, o.solver, &perm)?;
             let seconds = (t_cos, t0.elapsed().as_secs_f64() - t_cos);
+            // Null: what the optimal matching finds between A and an unrelated dictionary of B's size.
+            let null_cos = cosine_matrix(&atoms[a], &gaussian_atoms(n_b, d, &mut rng), d);
+            let null_cosine = match_atoms(&null_cos, n_a, n_b, o.solver, &perm)?.mean_cosine;
             ctx.progress("matching", matchings.len() as u64 + 1, (saes.len() * (saes.len() - 1) / 2) as u64);
-            matchings.push(((a, b), m, seconds));
+            matchings.push(((a, b), m, null_cosine, seconds));
         }
     }
     let correlations = activation_correlations(ctx, &saes, &matchings, o.frames)?;
@@ -102,6 +106,7 @@ fn run(ctx: &AnalysisContext, o: &Options) -> Result<Report, Error> {
             "frac_above_0.9",
             "nearest_mean_cosine",
             "random_mean_cosine",
+            "null_mean_cosine",
             "mcc",
             "mcc_units",
             "solver",
@@ -112,7 +117,7 @@ fn run(ctx: &AnalysisContext, o: &Options) -> Result<Report, Error> {
     );
     let mut tables = Vec::new();
     let mut panels = Vec::new();
-    for (((a, b), m, (t_cos, t_assign)), (corr, frames)) in matchings.iter().zip(&correlations) {
+    for (((a, b), m, null_cosine, (t_cos, t_assign)), (corr, frames)) in matchings.iter().zip(&correlations) {
         let defined: Vec<f64> = corr.iter().flatten().copied().collect();
         let mcc = (!defined.is_empty()).then(|| defined.iter().sum::<f64>() / defined.len() as f64);
         pair_table.push(vec![
@@ -125,6 +130,7 @@ fn run(ctx: &AnalysisContext, o: &Options) -> Result<Report, Error> {
             m.above[2].into(),
             m.nearest_mean_cosine.into(),
             m.random_mean_cosine.into(),
+            (*null_cosine).into(),
             mcc.into(),
             defined.len().into(),
             m.solver.into(),
@@ -137,7 +143,7 @@ fn run(ctx: &AnalysisContext, o: &Options) -> Result<Report, Error> {
             "mean_cosine": m.mean_cosine,
             "frac_above": THRESHOLDS.iter().zip(m.above).map(|(t, f)| (t.to_string(), serde_json::json!(f))).collect::<serde_json::Map<_, _>>(),
             "nearest_mean_cosine": m.nearest_mean_cosine, "random_mean_cosine": m.random_mean_cosine,
-            "mcc": mcc, "mcc_units": defined.len(), "mcc_frames": frames,
+            "null_mean_cosine": null_cosine, "mcc": mcc, "mcc_units": defined.len(), "mcc_frames": frames,
             "solver": m.solver, "certified_gap": m.certified_gap,
         }));
         let mut t = Table::new(&format!("matches_{a}_{b}"), &["unit_a", "unit_b", "cosine", "activation_corr"]);
@@ -166,7 +172,8 @@ fn run(ctx: &AnalysisContext, o: &Options) -> Result<Report, Error> {
     Ok(Report { summary, tables, figures: vec![figure] })
 }
 
-type PairMatching = ((usize, usize), Matching, (f64, f64));
+/// The SAE pair, its matching, the null mean cosine and the (cosine, assignment) seconds.
+type PairMatching = ((usize, usize), Matching, f64, (f64, f64));
 
 /// Pearson r per matched pair (`None` for constant units) and the number of frames used.
 type PairCorrelation = (Vec<Option<f64>>, u64);
@@ -180,7 +187,7 @@ fn activation_correlations(
     max_frames: usize,
 ) -> Result<Vec<PairCorrelation>, Error> {
     let mut acc: Vec<PairCorrelations> =
-        matchings.iter().map(|(_, m, _)| PairCorrelations::new(m.pairs.len())).collect();
+        matchings.iter().map(|(_, m, _, _)| PairCorrelations::new(m.pairs.len())).collect();
     if max_frames > 0 {
         let items = ctx.items()?;
         let d = saes[0].d_in;
@@ -193,7 +200,7 @@ fn activation_correlations(
             let frames = ctx.frames(i)?;
             let x = &frames[..take * d];
             let codes: Vec<Vec<f32>> = (0..saes.len()).map(|s| ctx.encode(s, x)).collect::<Result<_, _>>()?;
-            for (((a, b), m, _), acc) in matchings.iter().zip(&mut acc) {
+            for (((a, b), m, _, _), acc) in matchings.iter().zip(&mut acc) {
                 acc.add(&m.pairs, &codes[*a], saes[*a].d_sae, &codes[*b], saes[*b].d_sae);
             }
             used += take;

@@ -3,6 +3,18 @@
 
 use audiosae_assignment::{jonker_volgenant, kuhn_munkres, max_weight_assignment, ScoreMatrix};
 use audiosae_plugin_api::Error;
+use rand::Rng;
+
+/// `n` atoms of width `d` with i.i.d. standard normal entries (Box–Muller): directions uniform on
+/// the sphere, an unrelated dictionary for the null baseline.
+pub fn gaussian_atoms(n: usize, d: usize, rng: &mut impl Rng) -> Vec<f32> {
+    (0..n * d)
+        .map(|_| {
+            let (u, v): (f64, f64) = (1.0 - rng.gen::<f64>(), rng.gen());
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+        })
+        .collect()
+}
 
 /// Rows of `atoms` (`[n, d]`) scaled to unit norm; all-zero rows stay zero (cosine 0 with anything).
 pub fn unit_rows(atoms: &[f32], d: usize) -> Vec<f32> {
@@ -172,6 +184,7 @@ impl PairCorrelations {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     #[test]
     fn permuted_copies_match_exactly() {
@@ -190,6 +203,15 @@ mod tests {
             assert_eq!(m.above, [1.0; 3]);
             assert!(m.random_mean_cosine < m.mean_cosine);
         }
+    }
+
+    #[test]
+    fn gaussian_atoms_are_standard_normal() {
+        let x = gaussian_atoms(1000, 20, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+        let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
+        let var = x.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / x.len() as f64;
+        let tail = x.iter().filter(|v| v.abs() > 1.96).count() as f64 / x.len() as f64;
+        assert!(mean.abs() < 0.02 && (var - 1.0).abs() < 0.03 && (tail - 0.05).abs() < 0.005, "{mean} {var} {tail}");
     }
 
     #[test]

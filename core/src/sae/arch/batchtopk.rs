@@ -36,6 +36,7 @@ pub fn train_forward(sae: &Sae, x: &Tensor, dead: &Tensor, n_dead: usize) -> Tra
         l0: vals.detach().gt(0.0).sum(Kind::Float) / batch as f64,
         aux: aux.detach(),
         fired: fired_counts(h_dim, &cols, &vals, 0.0),
+        manual: None,
     }
 }
 

@@ -12,7 +12,7 @@ pub mod topk;
 
 use tch::{Device, Kind, Tensor};
 
-use super::config::{Arch, SaeConfig};
+use super::config::{Arch, ComputeDType, SaeConfig};
 
 /// A sparse autoencoder of any [`Arch`].
 pub struct Sae {
@@ -24,8 +24,10 @@ pub struct Sae {
     pub threshold: Tensor,
 }
 
-/// What one training forward pass returns: the loss (with its graph) and detached statistics.
+/// What one training forward pass returns: the loss and detached statistics. [`Sae::backward`]
+/// computes the loss's gradients.
 pub struct TrainOutput {
+    /// The loss, with its autograd graph unless `manual` is set.
     pub loss: Tensor,
     /// Mean squared error per element.
     pub mse: Tensor,
@@ -37,6 +39,8 @@ pub struct TrainOutput {
     pub aux: Tensor,
     /// `[d_sae]` frames of this batch on which each latent fired.
     pub fired: Tensor,
+    /// What a pass whose gradients the architecture computes by hand saved for its backward.
+    pub manual: Option<opensae::SparseStep>,
 }
 
 impl Sae {
@@ -110,6 +114,20 @@ impl Sae {
         }
     }
 
+    /// Sets each parameter's `.grad()` to the gradient of `out.loss` (replacing, not adding
+    /// to, what was there), by autograd or by the architecture's own backward.
+    pub fn backward(&self, out: &TrainOutput) {
+        match &out.manual {
+            Some(step) => opensae::sparse_backward(self, step),
+            None => {
+                for p in self.params() {
+                    p.shallow_clone().zero_grad();
+                }
+                out.loss.backward()
+            }
+        }
+    }
+
     /// Inference codes, dense `[n, d_sae]`.
     pub fn encode(&self, x: &Tensor) -> Tensor {
         let _g = tch::no_grad_guard();
@@ -162,14 +180,29 @@ impl Sae {
 /// written, while autograd sees `x` as a constant: the gradient to `b_dec` flows through a
 /// zero-valued term (a matrix-vector product) instead of a second `[B, d_in] x [d_in, d_sae]`
 /// product for the input gradient.
-pub fn encoder_pre_acts(x: &Tensor, enc: &Tensor, b_enc: Option<&Tensor>, b_dec: Option<&Tensor>) -> Tensor {
+pub fn encoder_pre_acts(
+    x: &Tensor,
+    enc: &Tensor,
+    b_enc: Option<&Tensor>,
+    b_dec: Option<&Tensor>,
+    dtype: ComputeDType,
+) -> Tensor {
     let x_in = match b_dec {
         Some(b) => (x - b).detach(),
         None => x.shallow_clone(),
     };
-    let mut pre = match b_enc {
-        Some(b) => b.addmm(&x_in, &enc.tr()),
-        None => x_in.matmul(&enc.tr()),
+    let mut pre = match (dtype, b_enc) {
+        (ComputeDType::F32, Some(b)) => b.addmm(&x_in, &enc.tr()),
+        (ComputeDType::F32, None) => x_in.matmul(&enc.tr()),
+        (ComputeDType::Bf16, b) => {
+            // Autograd casts the gradients back, so enc's gradient and Adam stay f32.
+            let bf = |t: &Tensor| t.to_kind(Kind::BFloat16);
+            let product = bf(&x_in).matmul(&bf(enc).tr()).to_kind(Kind::Float);
+            match b {
+                Some(b) => product + b,
+                None => product,
+            }
+        }
     };
     if let Some(b) = b_dec.filter(|b| b.requires_grad()) {
         let through = b.unsqueeze(0).matmul(&enc.detach().tr());
@@ -221,4 +254,32 @@ fn remove_parallel_grad(dec: &Tensor) {
 pub fn scatter_codes(d_sae: i64, idx: &Tensor, vals: &Tensor) -> Tensor {
     let n = idx.size()[0];
     Tensor::zeros([n, d_sae], (vals.kind(), vals.device())).scatter(1, idx, vals)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// bf16 compute keeps f32 outputs and gradients, within bf16's 8-bit mantissa of f32's.
+    #[test]
+    fn bf16_encoder_product_is_mixed_precision() {
+        tch::manual_seed(5);
+        let f = (Kind::Float, Device::Cpu);
+        let x = Tensor::randn([16, 32], f);
+        let (b_enc, b_dec) = (Tensor::randn([24], f), Tensor::randn([32], f));
+        let run = |dtype| {
+            let enc = Tensor::randn([24, 32], f).set_requires_grad(true);
+            let pre = encoder_pre_acts(&x, &enc, Some(&b_enc), Some(&b_dec), dtype);
+            pre.square().sum(Kind::Float).backward();
+            (pre.detach(), enc.grad())
+        };
+        tch::manual_seed(6);
+        let (pre32, g32) = run(ComputeDType::F32);
+        tch::manual_seed(6);
+        let (pre16, g16) = run(ComputeDType::Bf16);
+        assert_eq!((pre16.kind(), g16.kind()), (Kind::Float, Kind::Float));
+        let rel = |a: &Tensor, b: &Tensor| (a - b).norm().double_value(&[]) / b.norm().double_value(&[]);
+        assert!(rel(&pre16, &pre32) < 1e-2 && rel(&pre16, &pre32) > 0.0, "bf16 pre-acts off: {}", rel(&pre16, &pre32));
+        assert!(rel(&g16, &g32) < 2e-2, "bf16 gradient off: {}", rel(&g16, &g32));
+    }
 }

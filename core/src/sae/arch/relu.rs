@@ -16,7 +16,7 @@ pub fn init(d: i64, h: i64) -> (Tensor, Tensor) {
 }
 
 pub fn pre_acts(sae: &Sae, x: &Tensor) -> Tensor {
-    encoder_pre_acts(x, &sae.enc, Some(&sae.b_enc), None)
+    encoder_pre_acts(x, &sae.enc, Some(&sae.b_enc), None, sae.cfg.compute_dtype)
 }
 
 pub fn train_forward(sae: &Sae, x: &Tensor) -> TrainOutput {
@@ -35,5 +35,6 @@ pub fn train_forward(sae: &Sae, x: &Tensor) -> TrainOutput {
         l0: active.sum(Kind::Float) / batch,
         aux: penalty.detach(),
         fired: active.sum_dim_intlist([0i64].as_slice(), false, Kind::Float),
+        manual: None,
     }
 }

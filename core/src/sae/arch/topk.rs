@@ -12,7 +12,7 @@ use tch::{Kind, Tensor};
 use super::{encoder_pre_acts, fired_counts, fvu, scatter_codes, sparse_decode, Sae, TrainOutput};
 
 pub fn pre_acts(sae: &Sae, x: &Tensor) -> Tensor {
-    encoder_pre_acts(x, &sae.enc, Some(&sae.b_enc), Some(&sae.b_dec))
+    encoder_pre_acts(x, &sae.enc, Some(&sae.b_enc), Some(&sae.b_dec), sae.cfg.compute_dtype)
 }
 
 pub fn train_forward(sae: &Sae, x: &Tensor, dead: &Tensor, n_dead: usize) -> TrainOutput {
@@ -34,6 +34,7 @@ pub fn train_forward(sae: &Sae, x: &Tensor, dead: &Tensor, n_dead: usize) -> Tra
         l0: vals.detach().gt(0.0).sum(Kind::Float) / batch,
         aux: aux.detach(),
         fired: fired_counts(sae.cfg.d_sae as i64, &idx, &vals, 0.0),
+        manual: None,
     }
 }
 

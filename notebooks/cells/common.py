@@ -1,0 +1,22 @@
+"""Shared pieces of every notebook: the prelude (one :dep set, so evcxr builds audiosae once)
+and the cell constructors."""
+
+# Every notebook starts with the same dependency set, so evcxr builds audiosae once and reuses it
+# (EVCXR_TMPDIR is fixed by the kernelspec), and with panics failing the run.
+PRELUDE = """:preserve_vars_on_panic 0
+:dep audiosae = { path = "../core" }
+:dep tch = "=0.24.0"
+:dep anyhow = "1"
+"""
+USE = """use audiosae::notebook::{NotebookParams, show_png, show_html, audio_html};
+use anyhow::Result;
+let p = NotebookParams::load()?;
+std::fs::create_dir_all(&p.work_dir)?;"""
+
+
+def md(text):
+    return {"cell_type": "markdown", "metadata": {}, "source": text.strip("\n")}
+
+
+def code(text):
+    return {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": text.strip("\n")}
