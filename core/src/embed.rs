@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::plot::TAB10;
 use anyhow::{anyhow, ensure, Context, Result};
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
@@ -157,20 +158,6 @@ pub fn nmi(a: &[usize], b: &[usize]) -> f64 {
     }
     (mi / ((ha + hb) / 2.0)).max(0.0)
 }
-
-/// matplotlib's tab10.
-const TAB10: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
 
 /// 2-D points coloured by label (`names[labels[i]]`, with its count, in the legend); points with
 /// a non-finite coordinate are left out.

@@ -103,6 +103,20 @@ where
     Ok(())
 }
 
+/// matplotlib's tab10, the categorical colours of every plot.
+pub const TAB10: [RGBColor; 10] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
 /// Alternating light colours for neighbouring segments.
 fn pastel(i: usize) -> RGBColor {
     const P: [RGBColor; 6] = [

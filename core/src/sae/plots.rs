@@ -6,21 +6,13 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 
 use super::train::LogRow;
+use crate::plot::TAB10;
 
 /// One curve of a line chart.
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
 }
-
-const PALETTE: [RGBColor; 6] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-];
 
 fn err(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("{e}")
@@ -59,7 +51,7 @@ pub fn line_panels_png(path: &Path, log_x: bool, panels: &[(&str, &str, &str, bo
                 let mut chart = $chart.map_err(err)?;
                 chart.configure_mesh().x_desc(*xl).y_desc(*yl).draw().map_err(err)?;
                 for (i, s) in series.iter().enumerate() {
-                    let c = PALETTE[i % PALETTE.len()];
+                    let c = TAB10[i % TAB10.len()];
                     let pts: Vec<(f64, f64)> =
                         s.points.iter().copied().filter(|p| p.1.is_finite() && (!*log_y || p.1 > 0.0)).collect();
                     chart
@@ -113,7 +105,7 @@ pub fn density_histogram_png(path: &Path, log10_density: &[f64], title: &str) ->
     chart
         .draw_series(counts.iter().enumerate().map(|(i, &c)| {
             let x = lo + i as f64 * w;
-            Rectangle::new([(x, 0.0), (x + w * 0.95, c as f64)], PALETTE[0].filled())
+            Rectangle::new([(x, 0.0), (x + w * 0.95, c as f64)], TAB10[0].filled())
         }))
         .map_err(err)?;
     root.present().with_context(|| format!("writing {}", path.display()))?;
