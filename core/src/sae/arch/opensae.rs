@@ -62,9 +62,17 @@ fn l1_forward(sae: &Sae, x: &Tensor) -> TrainOutput {
 fn topk_forward(sae: &Sae, x: &Tensor, k: i64) -> TrainOutput {
     let (raw, idx) = pre_acts(sae, x).topk(k, -1, true, false);
     let vals = raw.relu();
-    let w = &vals / row_norms(&sae.dec).index_select(0, &idx.flatten(0, -1)).view_as(&vals);
-    let x_hat = sparse_decode(&sae.dec, &idx, &w) + &sae.b_dec;
+    let (_, _, x_hat) = normalized_decode(sae, &idx, &vals, &row_norms(&sae.dec));
     topk_output(sae, x, &(x_hat - x), &vals, &idx)
+}
+
+/// The top-k decode with the normalisation folded into the codes: with `n` the floored row
+/// norms, returns `n[idx]` and `w = vals / n[idx]` (both `[B, k]`) and `x̂ = Σ_j w[b, j] D[idx[b, j]] + b_dec`.
+fn normalized_decode(sae: &Sae, idx: &Tensor, vals: &Tensor, n: &Tensor) -> (Tensor, Tensor, Tensor) {
+    let n_sel = n.index_select(0, &idx.flatten(0, -1)).view_as(vals);
+    let w = vals / &n_sel;
+    let x_hat = sparse_decode(&sae.dec, idx, &w) + &sae.b_dec;
+    (n_sel, w, x_hat)
 }
 
 /// Whether [`sparse_forward`] can run: its backward kernels read CPU `f32` tensors.
@@ -81,6 +89,9 @@ pub struct SparseStep {
     raw: Tensor,
     /// `[d_sae]` decoder row norms, not yet floored.
     norms: Tensor,
+    /// `[B, k]` floored norms of the selected rows, and the decoder weights `relu(raw) / n_sel`.
+    n_sel: Tensor,
+    w: Tensor,
     /// `[B, d_in]` `x̂ − x`.
     err: Tensor,
 }
@@ -93,10 +104,10 @@ fn sparse_forward(sae: &Sae, x: &Tensor, k: i64) -> TrainOutput {
     let (raw, idx) = encoder_pre_acts(&x_in, &sae.enc, None, None, sae.cfg.compute_dtype).topk(k, -1, true, false);
     let vals = raw.relu();
     let norms = sae.dec.norm_scalaropt_dim(2, [1], false);
-    let w = &vals / norms.clamp_min(NORM_EPS).index_select(0, &idx.flatten(0, -1)).view_as(&vals);
-    let err = sparse_decode(&sae.dec, &idx, &w) + &sae.b_dec - x;
+    let (n_sel, w, x_hat) = normalized_decode(sae, &idx, &vals, &norms.clamp_min(NORM_EPS));
+    let err = x_hat - x;
     let mut out = topk_output(sae, x, &err, &vals, &idx);
-    out.manual = Some(SparseStep { x_in, idx: idx.contiguous(), raw, norms, err });
+    out.manual = Some(SparseStep { x_in, idx: idx.contiguous(), raw, norms, n_sel, w, err });
     out
 }
 
@@ -115,14 +126,12 @@ pub fn sparse_backward(sae: &Sae, s: &SparseStep) {
     let (b, k) = s.idx.size2().expect("indices are [batch, k]");
     let flat = s.idx.flatten(0, -1);
     let n = s.norms.clamp_min(NORM_EPS);
-    let n_sel = n.index_select(0, &flat).view([b, k]);
-    let w = s.raw.relu() / &n_sel;
     let g = &s.err * (2.0 / s.err.numel() as f64);
     let pairs = LatentPairs::new(i64s(&flat), k as usize, sae.cfg.d_sae);
     // ∂n[i]/∂D[i] = D[i] / n[i], and zero where the floor holds.
     let c = s.norms.ge(NORM_EPS).to_kind(Kind::Float) / n.square();
-    let dw = pairs.decoder_backward(f32s(&sae.dec), f32s(&c), f32s(&w), f32s(&g), f32s_mut(&mut g_dec));
-    let d_raw = (Tensor::from_slice(&dw).view([b, k]) / &n_sel + sae.cfg.l1_coef / b as f64) * s.raw.gt(0.0);
+    let dw = pairs.decoder_backward(f32s(&sae.dec), f32s(&c), f32s(&s.w), f32s(&g), f32s_mut(&mut g_dec));
+    let d_raw = (Tensor::from_slice(&dw).view([b, k]) / &s.n_sel + sae.cfg.l1_coef / b as f64) * s.raw.gt(0.0);
     pairs.set_rows(f32s_mut(&mut g_enc), f32s(&d_raw), f32s(&s.x_in));
     let through_enc = latent_sums(sae.cfg.d_sae, &flat, &d_raw).unsqueeze(0).matmul(&sae.enc).squeeze_dim(0);
     g_bdec.copy_(&(g.sum_dim_intlist([0i64].as_slice(), false, Kind::Float) - through_enc));
