@@ -380,17 +380,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("audiosae-notebook-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let wav = dir.join("a&b.wav");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 16000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&wav, spec).unwrap();
-        for i in 0..16000 {
-            w.write_sample(((i as f32 * 0.05).sin() * 8000.0) as i16).unwrap();
-        }
-        w.finalize().unwrap();
+        crate::corpus::tests::write_wav(&wav, 1.0);
         let src = |t: &str| format!("<audio src=\"file://{}#t={t}\"></audio>", html_escape(&wav.display().to_string()));
         let html = format!("<p>{}</p>{}", src("0.1,0.2"), src("0.5,0.9"));
         let out = inline_audio(&html).unwrap();

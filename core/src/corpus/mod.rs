@@ -290,4 +290,4 @@ fn wildcard_match(pattern: &[char], name: &[char]) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

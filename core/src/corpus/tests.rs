@@ -12,7 +12,8 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
-fn write_wav(path: &Path, seconds: f64) {
+/// A 16 kHz mono 16-bit sine of `seconds` (other modules' tests use it too).
+pub(crate) fn write_wav(path: &Path, seconds: f64) {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 16000,
