@@ -232,11 +232,12 @@ pub fn fvu(x: &Tensor, err_sq_sum: &Tensor) -> Tensor {
 
 /// `[d_sae]` count of frames on which each latent is among `idx` with a value above `eps`.
 pub fn fired_counts(d_sae: i64, idx: &Tensor, vals: &Tensor, eps: f64) -> Tensor {
-    Tensor::zeros([d_sae], (Kind::Float, idx.device())).index_add(
-        0,
-        &idx.flatten(0, -1),
-        &vals.detach().flatten(0, -1).gt(eps).to_kind(Kind::Float),
-    )
+    latent_sums(d_sae, idx, &vals.detach().gt(eps).to_kind(Kind::Float))
+}
+
+/// `[d_sae]` sums of the per-pair `vals` by latent, `idx` and `vals` alike in shape.
+pub fn latent_sums(d_sae: i64, idx: &Tensor, vals: &Tensor) -> Tensor {
+    Tensor::zeros([d_sae], (Kind::Float, idx.device())).index_add(0, &idx.flatten(0, -1), &vals.flatten(0, -1))
 }
 
 /// Removes from each decoder row's gradient its component along the row (rows are unit norm),

@@ -8,7 +8,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::{encoder_pre_acts, fired_counts, scatter_codes, sparse_decode, Sae, TrainOutput};
+use super::{encoder_pre_acts, fired_counts, latent_sums, scatter_codes, sparse_decode, Sae, TrainOutput};
 use crate::sae::kernels::{self, f32s, f32s_mut, i64s, LatentPairs};
 
 /// `(E [h, d], Dᵀ [h, d])`, drawn in the seed's order: `E` then `D` (as `[d, h]`).
@@ -133,13 +133,8 @@ pub fn sparse_backward(sae: &Sae, s: &SparseStep) {
     let dw = pairs.decoder_backward(f32s(&sae.dec), f32s(&c), f32s(&s.w), f32s(&g), f32s_mut(&mut g_dec));
     let d_raw = (Tensor::from_slice(&dw).view([b, k]) / &s.n_sel + sae.cfg.l1_coef / b as f64) * s.raw.gt(0.0);
     pairs.set_rows(f32s_mut(&mut g_enc), f32s(&d_raw), f32s(&s.x_in));
-    let through_enc = latent_sums(sae.cfg.d_sae, &flat, &d_raw).unsqueeze(0).matmul(&sae.enc).squeeze_dim(0);
+    let through_enc = latent_sums(sae.cfg.d_sae as i64, &flat, &d_raw).unsqueeze(0).matmul(&sae.enc).squeeze_dim(0);
     g_bdec.copy_(&(g.sum_dim_intlist([0i64].as_slice(), false, Kind::Float) - through_enc));
-}
-
-/// `[d_sae]` sums of the per-pair `vals` by latent.
-fn latent_sums(d_sae: usize, flat_idx: &Tensor, vals: &Tensor) -> Tensor {
-    Tensor::zeros([d_sae as i64], (Kind::Float, flat_idx.device())).index_add(0, flat_idx, &vals.flatten(0, -1))
 }
 
 /// `p`'s gradient tensor, for the kernels to write; when it has none yet, autograd creates
