@@ -12,6 +12,7 @@ use audiosae_plugin_api::{Table, Value};
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::extract::JobShard;
 use crate::models::{detect_format, Format, LayerSpec};
 use crate::sae::store_source::SplitStore;
 use crate::sae::train::{train, TrainOptions, TrainResult};
@@ -40,6 +41,9 @@ pub struct NotebookParams {
     pub sae_steps: usize,
     pub seeds: Vec<u64>,
     pub device: String,
+    /// 01 extracts every N-th corpus clip (1: all).
+    #[serde(default = "one")]
+    pub clip_stride: usize,
     /// 08 and 09 extract the generator's projector frames from every N-th corpus clip (1: all).
     #[serde(default = "one")]
     pub generator_clip_stride: usize,
@@ -60,6 +64,11 @@ impl NotebookParams {
             build(&DemoOptions::new(Some(demo), DEFAULT_MINUTES))?;
         }
         crate::corpus::Corpus::open(&self.corpus)
+    }
+
+    /// The clips 01 extracts, as an extraction shard: every `clip_stride`-th (`None`: all).
+    pub fn clip_shard(&self) -> Option<JobShard> {
+        (self.clip_stride > 1).then_some(JobShard { index: 0, count: self.clip_stride })
     }
 
     /// Reads `$AUDIOSAE_NOTEBOOK_PARAMS` or `<repo>/notebooks/params.toml`, filling in the
@@ -409,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn store_dir_follows_the_layer_or_the_model_default() {
+    fn store_dir_follows_the_layer_or_the_model_default_and_the_stride_makes_a_shard() {
         let fixture = repo_root().join("tests/fixtures/qwen2_audio_tiny").display().to_string();
         let mut p = NotebookParams {
             model: fixture,
@@ -422,12 +431,16 @@ mod tests {
             sae_steps: 1,
             seeds: vec![0],
             device: "cpu".into(),
+            clip_stride: 1,
             generator_clip_stride: 1,
         };
         assert_eq!(p.store_dir().unwrap(), Path::new("w/store-projector"));
         p.layer = "encoder.3".into();
         assert_eq!(p.store_dir().unwrap(), Path::new("w/store-encoder.3"));
         assert_eq!(p.sae_dir(), Path::new("w/sae"));
+        assert_eq!(p.clip_shard(), None);
+        p.clip_stride = 3;
+        assert_eq!(p.clip_shard(), Some(JobShard { index: 0, count: 3 }));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 NAME = "00-setup"
 CELLS = [
@@ -10,8 +10,7 @@ pulls in the library (the first run of the first notebook compiles it, a few min
 reuse the build). Every notebook reads its parameters from `notebooks/params.toml`: point that one
 file at a real Qwen2-Audio checkpoint and a LibriSpeech manifest and every notebook follows.
 """),
-    code(PRELUDE),
-    code(USE + "\nprintln!(\"{p:#?}\");"),
+    code(PRELUDE + "\nprintln!(\"{p:#?}\");"),
     md("""
 ## Device
 audiosae runs on CUDA when libtorch sees a GPU and on the CPU otherwise. `auto` picks for you.

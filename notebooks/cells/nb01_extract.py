@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 NAME = "01-extract"
 CELLS = [
@@ -9,14 +9,16 @@ We run the model over the corpus and keep only each clip's **valid** frames (no 
 activation store: `.npy` shards plus a JSON manifest, readable from Python with
 `numpy.load(..., mmap_mode="r")`. Extraction resumes if interrupted.
 """),
-    code(PRELUDE),
-    code(USE + """
+    code(PRELUDE + """
 use audiosae::models::{AudioModel, LayerSpec, Trim};
 let device = audiosae::device::parse_device(&p.device)?;
 let model = AudioModel::load(&p.model, device, tch::Kind::Float, false)?;
 let layer: LayerSpec = if p.layer.is_empty() { model.default_layer() } else { p.layer.parse()? };
 let corpus = p.open_corpus()?;
-println!("{} clips; extracting {layer} of {}", corpus.manifest.items.len(), model.name());"""),
+// Every `clip_stride`-th clip (params.toml), so that all the notebooks fit a 2-core CPU.
+let stride = p.clip_stride.max(1);
+let clips: Vec<_> = corpus.manifest.items.iter().step_by(stride).cloned().collect();
+println!("extracting {layer} of {} from {} of the corpus's {} clips (every {stride})", model.name(), clips.len(), corpus.manifest.items.len());"""),
     md("""
 ## One clip: log-mel, phones and sound
 The log-mel is exactly the model input (transformers' `WhisperFeatureExtractor`). Under it, the
@@ -25,7 +27,7 @@ clip's phone tier from its TextGrid, on the same time axis.
     code("""
 use audiosae::plot::{Heatmap, Segment, heatmap_with_tier_png};
 use audiosae::textgrid::TextGrid;
-let item = corpus.manifest.items.iter().find(|it| it.textgrid.is_some() && it.duration_s > 2.0).cloned().expect("an aligned clip");
+let item = clips.iter().find(|it| it.textgrid.is_some() && it.duration_s > 2.0).cloned().expect("an aligned clip");
 let samples = audiosae::models::load_clip(&corpus.audio_path(&item))?;
 let (mel, n) = model.mel.compute(&samples);
 let tg = TextGrid::read(&corpus.textgrid_path(&item).unwrap())?;
@@ -36,15 +38,18 @@ heatmap_with_tier_png(&png, &map, "phones", &phones)?;
 show_png(&png)?;"""),
     code("""show_html(&audio_html(&samples, 0.0, item.duration_s)?);"""),
     md("""
-## The whole corpus into a store
+## The corpus into a store
 `extract` batches 30 s windows through the model; long clips are cut into windows whose frames
-concatenate on one time grid. Bad files are logged to `errors.jsonl` and skipped.
+concatenate on one time grid. Bad files are logged to `errors.jsonl` and skipped. Whisper sees the
+whole 30 s window for every clip, however short (trimming it would change its outputs), so the
+demo's `clip_stride = 2` takes every second clip to keep all the notebooks within 15 minutes on a
+2-core CPU; set it to 1 for the whole corpus.
 """),
     code("""
 use audiosae::extract::{extract, ExtractOptions};
 let store_dir = p.work_dir.join(format!("store-{layer}"));
 let opts = ExtractOptions {
-    layers: vec![layer], out: store_dir.clone(), batch_size: 8, shard: None,
+    layers: vec![layer], out: store_dir.clone(), batch_size: 8, shard: p.clip_shard(),
     trim: if model.fast_is_exact() { Trim::Fast } else { Trim::Exact },
     store_dtype: audiosae::store::StoreDType::F32, shard_rows: None, progress: false,
 };

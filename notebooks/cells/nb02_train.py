@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 NAME = "02-train"
 CELLS = [
@@ -20,8 +20,7 @@ and test: an item is held out when a hash of its id falls below 10 %, so the sam
 out for every run, and no frame of a test clip is ever seen in training. Frames of one clip are
 strongly correlated, so a split by frame would leak.
 """),
-    code(PRELUDE),
-    code(USE + """
+    code(PRELUDE + """
 use audiosae::notebook::{table_html, topk_config, train_on_store};
 use audiosae::plugins::api::{Table, Value};
 use audiosae::sae::store_source::{is_test_item, SplitStore};

@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 NAME = "04-alignment-selectivity"
 CELLS = [
@@ -18,8 +18,7 @@ as the average live SAE unit, so density does not decide the comparison.
 
 The SAE is the one 02-train wrote to `{work_dir}/sae`, on the store 01-extract wrote.
 """),
-    code(PRELUDE),
-    code(USE + """
+    code(PRELUDE + """
 use audiosae::notebook::{build_plugins, table_html, top_rows};
 use audiosae::plugins::api::{Table, Value};
 use audiosae::plugins::Analysis;
@@ -61,8 +60,9 @@ show_html(&table_html(&t, 10));
 println!("SAE beats both baselines on fraction selective: phones {}, words {}",
     report.summary["phones"]["sae_beats_baselines"], report.summary["words"]["sae_beats_baselines"]);"""),
     md("""
-Read the rows together. Only the SAE has units whose best class reaches F1 0.5; no raw dimension
-or random direction, thresholded to fire just as often, gets there. The SAE's mean best F1 and
+Read the rows together. Few units of any representation reach F1 0.5 on their best class, but the
+SAE has the largest share of them (the line above checks this on both tiers); raw dimensions and
+random directions, thresholded to fire just as often, rarely or never get there. The SAE's mean best F1 and
 mean selectivity are higher too: the encoder spreads each phone over many dimensions, and the
 sparse dictionary pulls phone-like directions back out. The median AUROC of SAE units is *lower*
 than the baselines', which is not a contradiction: a TopK unit is exactly 0 on most frames, so its

@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 NAME = "05-monosemanticity"
 CELLS = [
@@ -14,8 +14,7 @@ monosemantic unit's top frames agree; a polysemantic one's do not.
 Then we listen: the plugin's unit cards show a log-mel patch of each top frame and its audio, which
 the notebook embeds so that it plays here.
 """),
-    code(PRELUDE),
-    code(USE + """
+    code(PRELUDE + """
 use audiosae::notebook::{build_plugins, column_index, inline_audio, num, table_html, top_rows};
 use audiosae::plugins::Analysis;
 let (store, sae) = (p.store_dir()?, p.sae_dir());

@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 NAME = "06-seed-consistency"
 CELLS = [
@@ -12,8 +12,7 @@ of `params.seeds`, then let the **seed-matching** plugin pair the units of every
 so that the total cosine of their decoder atoms is maximal (an exact optimal assignment: the
 Hungarian method up to 512 units, Jonker–Volgenant above).
 """),
-    code(PRELUDE),
-    code(USE + """
+    code(PRELUDE + """
 use audiosae::notebook::{build_plugins, column_f64, select, table_html, topk_config, train_on_store};
 use audiosae::plugins::api::{Table, Value};
 use audiosae::plugins::Analysis;
@@ -62,8 +61,8 @@ One histogram per pair of runs: how similar each unit's best one-to-one partner 
     code("""show_png(&out.join("matched_cosines.png"))?;"""),
     md("""
 The distribution is skewed: its bulk sits a little above the null level (what an unrelated
-dictionary gets), and a long tail reaches 0.6–0.8. Units in the tail are found again by the other
-seed; the bulk are directions that the runs have not pinned down (split, merged or rotated among
+dictionary gets), and a thin tail reaches above 0.5. Units in the tail are found again by the
+other seed; the bulk are directions that the runs have not pinned down (split, merged or rotated among
 neighbours, or still near their random start after this short training). The mean sits well above
 the null and a little below the `nearest` bound: most units have a partial counterpart, and the
 one-to-one constraint costs something, since where one run has one unit another may have two

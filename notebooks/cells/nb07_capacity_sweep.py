@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 NAME = "07-capacity-sweep"
 CELLS = [
@@ -15,8 +15,7 @@ The grid follows `notebooks/params.toml`: widths `sae_width`/4, /2 and ×1, k = 
 `sae_k`, seed `seeds[0]`, and a third of `sae_steps` per run, so the sweep stays a few minutes on
 a laptop CPU. Short runs are not converged: compare the points with each other, not with 02's SAE.
 """),
-    code(PRELUDE),
-    code(USE + """
+    code(PRELUDE + """
 use audiosae::notebook::{table_html, topk_config, train_on_store};
 use audiosae::plugins::api::{Table, Value};
 use audiosae::sae::{checkpoint, eval::evaluate, store_source::SplitStore, sweep};
@@ -51,7 +50,7 @@ for pt in &points {
 `sweep::collect` gathers every run's held-out metrics into `sweep.csv` (one row per run) and draws
 the two figures below. Note the dead latents: at the small `k` the widest SAE leaves some latents
 unused in so short a run (each frame offers only `k` slots to be shared among `H` latents), while
-at the larger `k` every latent gets used.
+at the larger `k` almost every latent gets used.
 """),
     code("""
 let rows = sweep::collect(&sweep_dir, &points)?;

@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 NAME = "08-interventions"
 CELLS = [
@@ -20,8 +20,7 @@ The generator here is `params.generator`. Offline that is the **tiny random Qwen
 shows the mechanics. Set `generator = "Qwen/Qwen2-Audio-7B-Instruct"` (from the HF cache) and
 `device = "cuda"` in `params.toml` and the same cells run on the real model.
 """),
-    code(PRELUDE),
-    code(USE + """
+    code(PRELUDE + """
 use audiosae::corpus::Split;
 use audiosae::extract::{extract, ExtractOptions, JobShard};
 use audiosae::models::{load_clip, AudioModel, LayerSpec, Trim};

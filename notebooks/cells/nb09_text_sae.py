@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 NAME = "09-text-sae"
 CELLS = [
@@ -25,8 +25,7 @@ audio–text match here is chance-level by construction. With
 `generator = "Qwen/Qwen2-Audio-7B-Instruct"` in `params.toml` (and `device = "cuda"`), the same
 cells compare 4096-wide dictionaries of the real model, which is the actual experiment.
 """),
-    code(PRELUDE),
-    code(USE + """
+    code(PRELUDE + """
 use audiosae::extract::{extract, extract_text, ExtractOptions, JobShard, TextExtractOptions, TextLayer};
 use audiosae::models::{AudioModel, LayerSpec, Trim};
 use audiosae::notebook::{build_plugins, select, table_html, topk_config, train_on_store};

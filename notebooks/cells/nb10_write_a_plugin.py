@@ -1,4 +1,4 @@
-from common import PRELUDE, USE, code, md
+from common import PRELUDE, code, md
 
 PLUGIN_SOURCE = r'''//! How long does each SAE unit stay on? The mean duration of its runs of consecutive active
 //! frames, in milliseconds (through the store's frame timing).
@@ -78,8 +78,7 @@ This notebook builds the bundled template, runs it, then writes a new plugin fro
 outside the workspace as a user would, and shows what happens to a plugin built against another
 API version.
 """),
-    code(PRELUDE),
-    code(USE + """
+    code(PRELUDE + """
 use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};
 use std::path::Path;
 use audiosae::notebook::{build_plugins, column_f64, html_escape, repo_root, table_html};
