@@ -355,7 +355,7 @@ println!("latents per dominant class: {}", PHONE_CLASSES.iter().zip(&n_dom).filt
     md("""
 The atoms do cluster by phone class above chance, but weakly: phone class is one of several
 things the dictionary encodes, next to position and the details of each voice. A 1536-latent SAE
-trained for half a minute on 30 000 frames is small; notebooks 04–06 look at single latents rather than
-clusters, and 07 at how width and `k` change the reconstruction.
+trained for half a minute on 30 000 frames is small; notebooks 04–06 look at single latents rather
+than clusters, and 07 at how width and `k` change the reconstruction.
 """),
 ]
