@@ -18,7 +18,7 @@ let corpus = p.open_corpus()?;
 // Every `clip_stride`-th clip (params.toml), so that all the notebooks fit a 2-core CPU.
 let stride = p.clip_stride.max(1);
 let clips: Vec<_> = corpus.manifest.items.iter().step_by(stride).cloned().collect();
-println!("extracting {layer} of {} from {} of the corpus's {} clips (every {stride})", model.name(), clips.len(), corpus.manifest.items.len());"""),
+println!("extracting {layer} of {} from {} of the corpus's {} clips (clip_stride = {stride})", model.name(), clips.len(), corpus.manifest.items.len());"""),
     md("""
 ## One clip: log-mel, phones and sound
 The log-mel is exactly the model input (transformers' `WhisperFeatureExtractor`). Under it, the
