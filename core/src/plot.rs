@@ -50,13 +50,19 @@ fn viridis(x: f64) -> RGBColor {
     RGBColor(lerp(A[i].0, A[i + 1].0), lerp(A[i].1, A[i + 1].1), lerp(A[i].2, A[i + 1].2))
 }
 
-/// Draws heat maps stacked vertically, sharing a time axis in seconds.
-pub fn heatmaps_png(path: &Path, panels: &[Heatmap<'_>]) -> Result<()> {
+/// A white canvas of `size` pixels that presents to the PNG at `path`, its folder created.
+fn png_canvas(path: &Path, size: (u32, u32)) -> Result<DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
     }
-    let root = BitMapBackend::new(path, (1000, 320 * panels.len() as u32)).into_drawing_area();
+    let root = BitMapBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE)?;
+    Ok(root)
+}
+
+/// Draws heat maps stacked vertically, sharing a time axis in seconds.
+pub fn heatmaps_png(path: &Path, panels: &[Heatmap<'_>]) -> Result<()> {
+    let root = png_canvas(path, (1000, 320 * panels.len() as u32))?;
     for (area, p) in root.split_evenly((panels.len(), 1)).iter().zip(panels) {
         draw_heatmap(area, p)?;
     }
@@ -156,11 +162,7 @@ impl Segment {
 /// A heat map (e.g. the log-mel of a clip) above an alignment tier drawn as labelled bars on the
 /// same time axis, so that frames can be read against phones or words.
 pub fn heatmap_with_tier_png(path: &Path, map: &Heatmap<'_>, tier_name: &str, segments: &[Segment]) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let root = BitMapBackend::new(path, (1000, 460)).into_drawing_area();
-    root.fill(&WHITE)?;
+    let root = png_canvas(path, (1000, 460))?;
     let (top, bottom) = root.split_vertically(330);
     draw_heatmap(&top, map)?;
     draw_tier(&bottom, (map.timing.start(0), map.timing.start(map.cols)), tier_name, segments)?;
@@ -179,11 +181,7 @@ pub fn line_with_tier_png(
     tier_name: &str,
     segments: &[Segment],
 ) -> Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let root = BitMapBackend::new(path, (1000, 400)).into_drawing_area();
-    root.fill(&WHITE)?;
+    let root = png_canvas(path, (1000, 400))?;
     let (top, bottom) = root.split_vertically(270);
     let (t0, t1) = (timing.start(0), timing.start(values.len()));
     let hi = values.iter().copied().filter(|v| v.is_finite()).fold(0f64, f64::max).max(1e-12) * 1.05;
@@ -196,9 +194,7 @@ pub fn line_with_tier_png(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     chart.configure_mesh().x_desc("time (s)").y_desc(y_label).draw().map_err(|e| anyhow::anyhow!("{e}"))?;
     let points = values.iter().enumerate().map(|(i, &v)| (timing.center(i), v));
-    chart
-        .draw_series(LineSeries::new(points, RGBColor(31, 119, 180).stroke_width(2)))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    chart.draw_series(LineSeries::new(points, TAB10[0].stroke_width(2))).map_err(|e| anyhow::anyhow!("{e}"))?;
     draw_tier(&bottom, (t0, t1), tier_name, segments)?;
     root.present().with_context(|| format!("writing {}", path.display()))?;
     Ok(())
