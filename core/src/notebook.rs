@@ -13,7 +13,7 @@ use base64::Engine;
 use serde::Deserialize;
 
 use crate::extract::JobShard;
-use crate::models::{detect_format, Format, LayerSpec};
+use crate::models::detect_format;
 use crate::sae::store_source::SplitStore;
 use crate::sae::train::{train, TrainOptions, TrainResult};
 use crate::sae::{Arch, SaeConfig, TrainConfig};
@@ -97,10 +97,7 @@ impl NotebookParams {
     /// the model's default (`projector` for Qwen2-Audio, `encoder` for Whisper).
     pub fn store_dir(&self) -> Result<PathBuf> {
         let layer = if self.layer.is_empty() {
-            match detect_format(&crate::hub::resolve_model(&self.model)?)? {
-                Format::Qwen2Audio => LayerSpec::Projector,
-                Format::WhisperHf | Format::WhisperCt2 => LayerSpec::Encoder,
-            }
+            detect_format(&crate::hub::resolve_model(&self.model)?)?.default_layer()
         } else {
             self.layer.parse()?
         };

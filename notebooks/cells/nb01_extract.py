@@ -47,7 +47,7 @@ demo's `clip_stride = 2` takes every second clip to keep all the notebooks withi
 """),
     code("""
 use audiosae::extract::{extract, ExtractOptions};
-let store_dir = p.work_dir.join(format!("store-{layer}"));
+let store_dir = p.store_dir()?;
 let opts = ExtractOptions {
     layers: vec![layer], out: store_dir.clone(), batch_size: 8, shard: p.clip_shard(),
     trim: if model.fast_is_exact() { Trim::Fast } else { Trim::Exact },

@@ -88,6 +88,17 @@ pub enum Format {
     WhisperCt2,
 }
 
+impl Format {
+    /// The layer extracted when none is named, known before loading any weights; the same as
+    /// [`AudioModel::default_layer`] of the loaded model.
+    pub fn default_layer(self) -> LayerSpec {
+        match self {
+            Format::Qwen2Audio => LayerSpec::Projector,
+            Format::WhisperHf | Format::WhisperCt2 => LayerSpec::Encoder,
+        }
+    }
+}
+
 pub fn detect_format(dir: &Path) -> Result<Format> {
     let cfg_path = dir.join("config.json");
     let model_type = std::fs::read_to_string(&cfg_path)
