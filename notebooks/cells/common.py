@@ -2,7 +2,8 @@
 and the cell constructors."""
 
 # Every notebook opens with one cell: the same dependency set, so evcxr builds audiosae once and
-# reuses it (EVCXR_TMPDIR is fixed by the kernelspec), panics failing the run, and the parameters.
+# reuses it (the kernel launcher gives every kernel in turn the same build directory, slot-0),
+# panics failing the run, and the parameters.
 # One cell, not two: each cell costs evcxr a compile and a rust-analyzer pass (about 7 s here).
 PRELUDE = """:preserve_vars_on_panic 0
 :dep audiosae = { path = "../core" }
