@@ -83,17 +83,18 @@ setup_corpus_tools() {
 
 setup() { setup_venv; setup_models; setup_corpus_tools; setup_env; build; }
 
-# The demo's analysis step: every bundled plugin on the demo SAE(s), store and corpus.
+# The demo's analysis step: every bundled plugin on the demo SAE(s), store and corpus. The demo
+# owns out/demo, so its derived reports pass --force to be rewritten on every run.
 analyze() {
   local bin="$1" out="$2" store="$3" corpus="$4"
   (cd "$ROOT" && cargo build -q --release -p audiosae-plugin-selectivity -p audiosae-plugin-monosemanticity \
     -p audiosae-plugin-seed-matching -p audiosae-plugin-interventions)
   export AUDIOSAE_PLUGIN_PATH="$ROOT/target/release"
   "$bin" plugins list
-  "$bin" analyze --plugin selectivity --sae "$out/sweep/w1536-k16-s0" --store "$store" --labels "$corpus" --out "$out/analysis/selectivity"
-  "$bin" analyze --plugin monosemanticity --sae "$out/sweep/w1536-k16-s0" --store "$store" --labels "$corpus" --out "$out/analysis/monosemanticity"
+  "$bin" analyze --plugin selectivity --sae "$out/sweep/w1536-k16-s0" --store "$store" --labels "$corpus" --out "$out/analysis/selectivity" --force
+  "$bin" analyze --plugin monosemanticity --sae "$out/sweep/w1536-k16-s0" --store "$store" --labels "$corpus" --out "$out/analysis/monosemanticity" --force
   "$bin" analyze --plugin seed-matching --sae "$out/sweep/w1536-k16-s0" --sae "$out/sweep/w1536-k16-s1" \
-    --sae "$out/sweep/w1536-k16-s2" --store "$store" --out "$out/analysis/seed-matching"
+    --sae "$out/sweep/w1536-k16-s2" --store "$store" --out "$out/analysis/seed-matching" --force
   # Interventions need a generator: offline that is the tiny random Qwen2-Audio fixture (the same
   # commands take Qwen/Qwen2-Audio-7B-Instruct from the HF cache). Its projector frames, a small
   # SAE on them, then units masked in one clip's audio embeddings.
@@ -103,7 +104,7 @@ analyze() {
     "$bin" train --store "$qstore" --arch topk --d-sae 128 --k 8 --steps 300 --batch-size 512 --out "$out/sae-tiny-qwen2-audio" --no-progress
   "$bin" analyze --plugin interventions --model "$qwen" --sae "$out/sae-tiny-qwen2-audio" --store "$qstore" \
     --param clip="$ROOT/tests/fixtures/speech/61-70968-0000.flac" --param units=0,1,2,3 --param mode=mask \
-    --out "$out/analysis/interventions"
+    --out "$out/analysis/interventions" --force
 }
 
 cmd="${1:-help}"
@@ -128,8 +129,8 @@ case "$cmd" in
     "$bin" sweep --store "$store" --arch topk --widths 768,1536 --ks 16 --seeds 0,1,2 \
       --steps 600 --batch-size 512 --out "$out/sweep"
     sae="$out/sweep/w1536-k16-s0"
-    "$bin" eval "$sae" --store "$store"
-    "$bin" export "$sae" --format saelens -o "$out/sae-saelens"
+    "$bin" eval "$sae" --store "$store" --out "$out/eval" --force
+    "$bin" export "$sae" --format saelens -o "$out/sae-saelens" --force
     say "5/5 analysis plugins on the demo SAE and corpus"
     analyze "$bin" "$out" "$store" "$corpus" ;;
   test)

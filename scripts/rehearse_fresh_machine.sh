@@ -7,7 +7,7 @@
 #   scripts/rehearse_fresh_machine.sh [--reuse-evcxr FROM_CACHE] [WORK]
 #
 # WORK defaults to a new folder under /tmp and must not exist yet. --reuse-evcxr copies only the
-# installed evcxr_jupyter binary from another cache (it is a 20-minute compile on 2 cores that
+# installed evcxr_jupyter binary from another cache (it is a 7- to 22-minute compile on 2 cores that
 # does not change between runs); its build directories still start empty.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -77,8 +77,8 @@ pub fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32, u16), AudioError> {
         Container::Unknown => return Err(unknown_container(path, ext, &head)),
     };
     let (samples, rate, channels) = decoded;
-    if rate == 0 {
-        return Err(corrupt(path, "the header declares a sample rate of 0"));
+    if rate == 0 || rate > MAX_SAMPLE_RATE {
+        return Err(corrupt(path, format!("the header declares a sample rate of {rate} Hz")));
     }
     if samples.is_empty() {
         return Err(AudioError::Empty { path: path.to_path_buf() });
@@ -292,8 +292,29 @@ fn is_short_read(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::UnexpectedEof | ErrorKind::Other)
 }
 
+/// Beyond the fastest rate any audio format uses (768 kHz); a header that declares more is corrupt.
+const MAX_SAMPLE_RATE: u32 = 1_000_000;
+
+/// The sample rate in the `fmt ` chunk of a RIFF/WAVE file, read without trusting anything else.
+fn wav_declared_rate(path: &Path) -> Option<u32> {
+    let mut head = Vec::new();
+    File::open(path).ok()?.take(1 << 16).read_to_end(&mut head).ok()?;
+    let mut at = 12;
+    while at + 8 <= head.len() {
+        let size = u32::from_le_bytes(head[at + 4..at + 8].try_into().ok()?) as usize;
+        if &head[at..at + 4] == b"fmt " {
+            return head.get(at + 12..at + 16).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        }
+        at = at.checked_add(8)?.checked_add(size.checked_add(size % 2)?)?;
+    }
+    None
+}
+
 /// hound rejected the file: let symphonia try (A-law, mu-law, 64-bit float, ...).
 fn wav_fallback(path: &Path, ext: Option<&str>, hound_err: hound::Error) -> Result<Decoded, AudioError> {
+    if let Some(rate) = wav_declared_rate(path).filter(|&r| r == 0 || r > MAX_SAMPLE_RATE) {
+        return Err(corrupt(path, format!("the header declares a sample rate of {rate} Hz")));
+    }
     match decode_symphonia(path, ext) {
         Ok(d) => Ok(d),
         Err(AudioError::Unsupported { detail, .. }) => Err(match hound_err {
@@ -316,7 +337,41 @@ fn sym_err(path: &Path, err: SymError, context: &str) -> AudioError {
     }
 }
 
+thread_local! {
+    /// Set while symphonia runs on this thread, so that its panics are not printed.
+    static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// symphonia asserts on some malformed headers (a zero time base, for one) instead of
+/// returning an error. A panic in it is caught and reported as an unsupported file naming the
+/// path, and the panic message is kept off stderr; panics anywhere else print as before.
 fn decode_symphonia(path: &Path, ext: Option<&str>) -> Result<Decoded, AudioError> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_DECODER.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    IN_DECODER.with(|d| d.set(true));
+    let result = std::panic::catch_unwind(|| decode_symphonia_unguarded(path, ext));
+    IN_DECODER.with(|d| d.set(false));
+    result.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(AudioError::Unsupported {
+            path: path.to_path_buf(),
+            detail: format!("the decoder gave up on it ({message})"),
+        })
+    })
+}
+
+fn decode_symphonia_unguarded(path: &Path, ext: Option<&str>) -> Result<Decoded, AudioError> {
     let file = File::open(path).map_err(|e| io_err(path, e))?;
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();

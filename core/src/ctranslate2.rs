@@ -38,7 +38,7 @@ struct Reader<'a> {
 impl Reader<'_> {
     fn bytes(&mut self, n: usize) -> Result<&[u8]> {
         ensure!(
-            self.pos + n <= self.buf.len(),
+            n <= self.buf.len().saturating_sub(self.pos),
             "{}: truncated CTranslate2 model (needs {} bytes at offset {}, file has {})",
             self.path.display(),
             n,
@@ -53,10 +53,12 @@ impl Reader<'_> {
         Ok(self.bytes(1)?[0])
     }
     fn u16(&mut self) -> Result<u16> {
-        Ok(u16::from_le_bytes(self.bytes(2)?.try_into().unwrap()))
+        let b = self.bytes(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.bytes(4)?.try_into().unwrap()))
+        let b = self.bytes(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn string(&mut self) -> Result<String> {
         let n = self.u16()? as usize;
@@ -93,7 +95,9 @@ impl Ct2Model {
         );
         let (spec, revision) = if version >= 2 { (r.string()?, r.u32()?) } else { (String::new(), 1) };
         let count = r.u32()? as usize;
-        let mut variables = HashMap::with_capacity(count);
+        // The count comes from the file: reserve no more than the bytes left could describe (a
+        // variable record takes at least 8 bytes), so a lying header cannot demand gigabytes.
+        let mut variables = HashMap::with_capacity(count.min(r.buf.len().saturating_sub(r.pos) / 8));
         for _ in 0..count {
             let name = r.string()?;
             let rank = r.u8()? as usize;
@@ -112,9 +116,12 @@ impl Ct2Model {
                 };
                 (kind, item * n)
             };
-            let elems: i64 = shape.iter().product();
+            let declared = shape
+                .iter()
+                .try_fold(kind.elt_size_in_bytes(), |acc, &d| acc.checked_mul(d as usize))
+                .with_context(|| format!("{}: variable {name} has shape {shape:?}, too large", path.display()))?;
             ensure!(
-                elems as usize * kind.elt_size_in_bytes() == n_bytes,
+                declared == n_bytes,
                 "{}: variable {name} declares shape {shape:?} but holds {n_bytes} bytes",
                 path.display()
             );
@@ -162,7 +169,14 @@ impl Ct2Model {
                 let scale_name = format!("{}_scale", name);
                 let scale = self.raw(&scale_name)?.to_kind(Kind::Float);
                 let scale = if scale.dim() == 1 { scale.unsqueeze(1) } else { scale };
-                Ok(t.to_kind(Kind::Float) / scale)
+                t.to_kind(Kind::Float).f_div(&scale).with_context(|| {
+                    format!(
+                        "{}: {scale_name} {:?} does not scale {name} {:?}",
+                        self.path.display(),
+                        scale.size(),
+                        t.size()
+                    )
+                })
             }
             _ => Ok(t.to_kind(Kind::Float)),
         }
@@ -170,7 +184,8 @@ impl Ct2Model {
 
     /// An integer scalar such as `encoder/num_heads`.
     pub fn scalar_i64(&self, name: &str) -> Option<i64> {
-        self.raw(name).ok().map(|t| t.to_kind(Kind::Int64).int64_value(&[]))
+        let t = self.raw(name).ok().filter(|t| t.numel() == 1)?;
+        t.to_kind(Kind::Int64).reshape([-1]).f_int64_value(&[0]).ok()
     }
 }
 
@@ -295,5 +310,42 @@ mod tests {
         write_model(&p, 20);
         let err = Ct2Model::open(&p).err().unwrap().to_string();
         assert!(err.contains("truncated") && err.contains("model.bin"), "{err}");
+    }
+
+    /// A header whose counts lie: a variable count far past what the file holds, and a shape whose
+    /// element count overflows. Both are errors, not an abort on allocation or a panic.
+    #[test]
+    fn lying_counts_and_shapes_are_errors() {
+        let dir = std::env::temp_dir().join(format!("ct2-lying-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let header = |count: u32| {
+            let mut b: Vec<u8> = Vec::new();
+            b.extend(6u32.to_le_bytes());
+            b.extend(3u16.to_le_bytes());
+            b.extend(b"ws\0");
+            b.extend(1u32.to_le_bytes());
+            b.extend(count.to_le_bytes());
+            b
+        };
+        let p = dir.join("count.bin");
+        std::fs::write(&p, header(u32::MAX)).unwrap();
+        let err = Ct2Model::open(&p).err().unwrap().to_string();
+        assert!(err.contains("truncated"), "{err}");
+
+        let mut b = header(1);
+        b.extend(2u16.to_le_bytes());
+        b.extend(b"w\0");
+        b.push(4);
+        for _ in 0..4 {
+            b.extend(u32::MAX.to_le_bytes());
+        }
+        b.push(0);
+        b.extend(16u32.to_le_bytes());
+        b.extend([0u8; 16]);
+        let p = dir.join("shape.bin");
+        std::fs::write(&p, b).unwrap();
+        let err = Ct2Model::open(&p).err().unwrap().to_string();
+        assert!(err.contains("too large") && err.contains("shape.bin"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -29,6 +29,19 @@ pub fn init_cuda() -> bool {
 }
 
 /// Parses `auto`, `cpu`, `cuda` or `cuda:N`. `auto` picks CUDA when it is available.
+/// Checks the spelling of a `--device` value (auto, cpu, cuda, gpu or cuda:N), for the argument
+/// parser; whether CUDA is there is [`parse_device`]'s question.
+pub fn device_spec(s: &str) -> std::result::Result<String, String> {
+    let ok = matches!(s, "auto" | "cpu" | "cuda" | "gpu")
+        || s.strip_prefix("cuda:")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.len() < 4);
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a device: use auto, cpu, cuda or cuda:N"))
+    }
+}
+
 pub fn parse_device(s: &str) -> Result<Device> {
     init_cuda();
     let cuda = tch::Cuda::is_available();
@@ -36,7 +49,12 @@ pub fn parse_device(s: &str) -> Result<Device> {
         "auto" => Device::cuda_if_available(),
         "cpu" => Device::Cpu,
         "cuda" | "gpu" if cuda => Device::Cuda(0),
-        s if s.starts_with("cuda:") && cuda => Device::Cuda(s[5..].parse()?),
+        s if s.starts_with("cuda:") && cuda => {
+            let n: usize = s[5..].parse().map_err(|_| anyhow::anyhow!("unknown device {s:?}: use cuda:N"))?;
+            let count = tch::Cuda::device_count() as usize;
+            anyhow::ensure!(n < count, "device {s:?}: libtorch sees {count} CUDA device(s), numbered from 0");
+            Device::Cuda(n)
+        }
         s if s == "cuda" || s == "gpu" || s.starts_with("cuda:") => bail!(
             "device {s:?} requested but libtorch sees no CUDA device: install the CUDA torch \
              wheel in the venv (AUDIOSAE_TORCH=cuda) or use --device cpu"

@@ -17,6 +17,7 @@ pub mod mel;
 pub mod models;
 pub mod notebook;
 pub mod npy;
+pub mod output;
 pub mod plot;
 pub mod plugins;
 pub mod sae;

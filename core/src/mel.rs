@@ -1,5 +1,5 @@
 //! Whisper log-mel front end, identical to transformers' `WhisperFeatureExtractor` torch path
-//! (shared/spec/qwen2-audio.md §1).
+//! (400-point periodic Hann STFT, hop 160, Slaney mel filters, log10 clamped to max - 8, then (x + 4) / 4).
 
 use std::path::Path;
 
@@ -221,7 +221,7 @@ mod tests {
 
     #[test]
     fn padding_tail_is_max_minus_two() {
-        // spec §1.6: with a zero tail, padded frames equal (feature max) - 2 exactly.
+        // With a zero tail, padded frames equal (feature max) - 2 exactly.
         let clip: Vec<f32> = (0..16000).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
         let (mel, len) = LogMel::new(80, Device::Cpu).compute(&clip);
         assert_eq!(mel.size(), [80, 3000]);

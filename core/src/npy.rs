@@ -19,8 +19,30 @@ pub fn write_f32(path: &Path, t: &Tensor) -> Result<()> {
     write_npy(path, &arr).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Checks that the header's shape describes exactly the bytes the file holds, before
+/// ndarray-npy allocates what the header claims.
+fn check_size(path: &Path, item_bytes: usize) -> Result<()> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let len = file.metadata()?.len();
+    file.by_ref().take(1 << 16).read_to_end(&mut head).with_context(|| format!("reading {}", path.display()))?;
+    let header =
+        crate::store::parse_npy_header(&head).with_context(|| format!("{}: bad .npy header", path.display()))?;
+    let needed = header.shape.iter().try_fold(item_bytes, |n, &d| n.checked_mul(d));
+    let holds = len.saturating_sub(header.data_offset as u64);
+    anyhow::ensure!(
+        needed.is_some_and(|n| n as u64 == holds),
+        "{}: the header's shape {:?} does not match the {holds} data bytes the file holds (truncated or corrupt)",
+        path.display(),
+        header.shape
+    );
+    Ok(())
+}
+
 /// Reads a float32 `.npy` into a CPU tensor.
 pub fn read_f32(path: &Path) -> Result<Tensor> {
+    check_size(path, 4)?;
     let arr: ArrayD<f32> = read_npy(path).with_context(|| format!("reading {}", path.display()))?;
     let shape: Vec<i64> = arr.shape().iter().map(|&d| d as i64).collect();
     let data: Vec<f32> = arr.iter().copied().collect();
@@ -29,6 +51,7 @@ pub fn read_f32(path: &Path) -> Result<Tensor> {
 
 /// Reads an int64 `.npy` into a CPU tensor.
 pub fn read_i64(path: &Path) -> Result<Tensor> {
+    check_size(path, 8)?;
     let arr: ArrayD<i64> = read_npy(path).with_context(|| format!("reading {}", path.display()))?;
     let shape: Vec<i64> = arr.shape().iter().map(|&d| d as i64).collect();
     let data: Vec<i64> = arr.iter().copied().collect();

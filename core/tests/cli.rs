@@ -188,3 +188,67 @@ fn demo_writes_summary_and_plot() {
     assert_eq!(summary["frames"], 246);
     assert_eq!(summary["frame_hop_s"], 0.02);
 }
+
+/// A thread count outside 1..=1024 is refused by the argument parser, naming the flag and the
+/// range, before it reaches libtorch (where 0 or a negative count panics).
+#[test]
+fn thread_counts_are_validated_at_the_edge() {
+    for bad in ["0", "-3", "100000"] {
+        let flag = format!("--threads={bad}");
+        let out = run(&[&flag, "info", "--model", s(&fixture("qwen2_audio_tiny"))], &[]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--threads {bad}: {stderr}");
+        assert!(
+            stderr.contains("--threads") && stderr.contains("1..=1024") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
+    ok(&["--threads", "1", "info", "--model", s(&fixture("qwen2_audio_tiny"))]);
+}
+
+fn write_wav(path: &Path, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16000,
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &x in samples {
+        w.write_sample(x).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// `features` runs a clip past 30 s as consecutive 30 s windows (as `extract` does) instead of
+/// keeping the first 30 s; `logmel`, whose output is one model input, refuses it by name; a clip
+/// too short for one frame is an error, not an empty array.
+#[test]
+fn long_and_tiny_clips_are_windowed_or_refused_never_cut_silently() {
+    let d = tmp("lengths");
+    let model = fixture("qwen2_audio_tiny");
+    let speech = audiosae::audio::load_audio(&clip()).unwrap().samples;
+    // 65 s: two full windows and a 5 s tail.
+    let long: Vec<f32> = speech.iter().copied().cycle().take(65 * 16000).collect();
+    let (long_wav, tail_wav) = (d.join("long.wav"), d.join("tail.wav"));
+    write_wav(&long_wav, &long);
+    write_wav(&tail_wav, &long[60 * 16000..]);
+    ok(&["features", "--model", s(&model), s(&long_wav), "-o", s(&d.join("long.npy"))]);
+    ok(&["features", "--model", s(&model), s(&tail_wav), "-o", s(&d.join("tail.npy"))]);
+    let (all, tail) = (read_f32(&d.join("long.npy")).unwrap(), read_f32(&d.join("tail.npy")).unwrap());
+    assert_eq!(all.size(), [2 * 750 + 125, tail.size()[1]], "40 ms projector frames of 30 + 30 + 5 s");
+    assert!(max_diff(&all.narrow(0, 1500, 125), &tail) < 1e-5, "the tail window is the tail clip");
+
+    let r = run(&["logmel", s(&long_wav), "-o", s(&d.join("mel.npy"))], &[]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("long.wav") && err.contains("65.0 s"), "{err}");
+    assert!(!d.join("mel.npy").exists());
+
+    let one = d.join("one.wav");
+    write_wav(&one, &[0.1]);
+    let r = run(&["features", "--model", s(&model), s(&one), "-o", s(&d.join("one.npy"))], &[]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(!r.status.success() && err.contains("one.wav") && err.contains("too short"), "{err}");
+    assert!(!d.join("one.npy").exists());
+    std::fs::remove_dir_all(d).unwrap();
+}

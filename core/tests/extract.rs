@@ -216,11 +216,22 @@ fn a_bad_file_in_a_plain_directory_does_not_stop_the_run() {
     let dir = tmp("dir");
     write_wav(&dir.join("good.wav"), &speech());
     std::fs::write(dir.join("junk.wav"), b"definitely not audio").unwrap();
+    // A well-formed WAV whose header declares a sample rate of 0 (bytes 24..28 of the fmt chunk).
+    write_wav(&dir.join("rate0.wav"), &speech()[..1600]);
+    let mut rate0 = std::fs::read(dir.join("rate0.wav")).unwrap();
+    rate0[24..28].copy_from_slice(&0u32.to_le_bytes());
+    std::fs::write(dir.join("rate0.wav"), &rate0).unwrap();
+    // And one that declares 4 GHz (once reported as "contains no audio samples").
+    let mut huge = rate0;
+    huge[24..28].copy_from_slice(&4_000_000_000u32.to_le_bytes());
+    std::fs::write(dir.join("rate-huge.wav"), huge).unwrap();
     let out = dir.join("store");
     let r = extract(&dir, &out, &[]);
     assert!(!r.status.success());
-    let log = std::fs::read_to_string(out.join("errors.jsonl")).unwrap();
-    assert!(log.contains("junk.wav"), "{log}");
+    let log = std::fs::read_to_string(out.join("errors.jsonl"))
+        .unwrap_or_else(|e| panic!("no errors.jsonl ({e}): {}", String::from_utf8_lossy(&r.stderr)));
+    assert!(log.contains("junk.wav") && log.contains("rate0.wav") && log.contains("sample rate of 0 Hz"), "{log}");
+    assert!(log.contains("rate-huge.wav") && log.contains("sample rate of 4000000000 Hz"), "{log}");
     assert_eq!(StoreReader::open(&out).unwrap().items().len(), 1);
 }
 

@@ -107,7 +107,9 @@ fn setup(name: &str, width: Option<usize>) -> Setup {
 }
 
 fn analyze(s: &Setup, with_model: bool, params: &[&str]) -> (Output, PathBuf) {
-    let out = s.dir.join("out");
+    // A new report folder per call: the CLI refuses to write over an earlier report.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let out = s.dir.join(format!("out-{}", CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_audiosae"));
     cmd.args(["analyze", "--plugin", "interventions", "--device", "cpu", "--out"]).arg(&out);
     cmd.arg("--sae").arg(&s.sae).arg("--store").arg(&s.store);

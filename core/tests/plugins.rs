@@ -165,7 +165,9 @@ fn fixture() -> &'static Fixture {
             let id = format!("clip{k:02}");
             let (mut phones, mut words) = (Vec::new(), Vec::new());
             let mut t = 0.1;
-            while t < SECONDS - 0.5 {
+            // A word adds at most 3 x 0.3 s: starting one before SECONDS - 1 keeps every label
+            // inside the clip (labels past the audio's end are refused).
+            while t < SECONDS - 1.0 {
                 let word_start = t;
                 for _ in 0..rng.gen_range(2..4) {
                     let len = rng.gen_range(0.12..0.3);

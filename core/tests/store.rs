@@ -501,3 +501,53 @@ fn errors_name_the_store_or_the_item() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&not_store).unwrap();
 }
+
+/// Rewrites `dir/manifest.json` through `edit`.
+fn edit_manifest(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut manifest);
+    std::fs::write(&path, manifest.to_string()).unwrap();
+}
+
+/// Counts, lengths and offsets in a manifest are input: a lying one is refused with a message
+/// by every reader, and listed by `store verify`, without a panic or an allocation it dictates.
+#[test]
+fn a_manifest_whose_numbers_lie_is_refused_not_trusted() {
+    let src = tmp("lying-src");
+    write_items(&src, config(StoreDType::F32, 4, 64), 12, Duration::ZERO);
+    let huge = 1u64 << 60;
+    type Edit = fn(&mut serde_json::Value, u64);
+    let cases: [(&str, Edit, &str); 5] = [
+        ("item-end", |m, huge| m["items"][11]["end"] = huge.into(), "beyond the shards"),
+        ("item-start", |m, huge| m["items"][5]["start"] = huge.into(), "overlap or gap"),
+        ("shard-rows", |m, huge| m["shards"][0]["rows"] = huge.into(), "shards hold 64 rows"),
+        ("shard-bytes", |m, _| m["shards"][0]["bytes"] = u64::MAX.into(), "bytes"),
+        ("d", |m, huge| m["d"] = huge.into(), "larger than memory can address"),
+    ];
+    for (name, edit, expected) in cases {
+        let dir = tmp(&format!("lying-{name}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        edit_manifest(&dir, |m| edit(m, huge));
+        let opened = StoreReader::open(&dir).err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(opened.contains(expected), "{name}: StoreReader::open said {opened:?}");
+        let verified = match verify(&dir, false) {
+            Ok(report) => report.problems.join("\n"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(verified.contains(expected), "{name}: verify said {verified:?}");
+        let merged = merge(&tmp(&format!("lying-{name}-merged")), std::slice::from_ref(&dir), false);
+        assert!(merged.is_err(), "{name}: merge accepted the store");
+        for cmd in ["verify", "info"] {
+            let out = audiosae(&["store", cmd, dir.to_str().unwrap()]);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success() && !stderr.contains("panicked"), "{name}: {cmd:?}: {stderr}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    std::fs::remove_dir_all(&src).unwrap();
+}

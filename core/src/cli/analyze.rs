@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::device::DType;
+use crate::output::{fresh_only, OutputDir};
 use crate::plugins::{discover, search_dirs, Analysis};
 use crate::textgrid::PhoneSet;
 
@@ -32,8 +33,11 @@ pub struct AnalyzeArgs {
     /// Output directory: report.json, one CSV per table, the figures.
     #[arg(long)]
     out: PathBuf,
+    /// Write into OUT even when it already holds files (an earlier report there is replaced).
+    #[arg(long)]
+    force: bool,
     /// Device for the SAE: cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "cpu", value_parser = crate::device::device_spec)]
     device: String,
     /// Mel bins of log-mel patches (unit cards): 80 (Whisper) or 128 (Whisper large v3, Qwen2-Audio).
     #[arg(long, default_value_t = 80)]
@@ -70,6 +74,8 @@ pub fn list(_command: PluginsCommand) -> Result<()> {
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<()> {
+    OutputDir { path: &args.out, what: "a plugin report", force: args.force, resumable: &fresh_only, alternative: "" }
+        .claim()?;
     let analysis = Analysis {
         plugin: args.plugin,
         saes: args.sae,

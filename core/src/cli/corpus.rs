@@ -1,12 +1,13 @@
 //! `audiosae corpus demo|stats`: build the aligned demo corpus, describe a corpus.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Subcommand;
 
 use crate::corpus::demo::{self, DemoOptions};
 use crate::corpus::{stats, Corpus};
+use crate::output::OutputDir;
 use crate::textgrid::PhoneSet;
 
 #[derive(Subcommand)]
@@ -20,6 +21,9 @@ pub enum CorpusCommand {
         /// Minutes of synthetic speech (the real clips come on top).
         #[arg(long, default_value_t = demo::DEFAULT_MINUTES)]
         minutes: f64,
+        /// Build into OUT even when it holds files that are not a demo corpus.
+        #[arg(long)]
+        force: bool,
     },
     /// Prints hours per source and split, words and phones per class of a corpus.
     Stats {
@@ -36,8 +40,11 @@ pub enum CorpusCommand {
 
 pub fn run(command: CorpusCommand) -> Result<()> {
     match command {
-        CorpusCommand::Demo { out, minutes } => {
+        CorpusCommand::Demo { out, minutes, force } => {
             let opts = DemoOptions::new(out, minutes);
+            let resumable = |dir: &Path| demo::is_demo_corpus(dir);
+            OutputDir { path: &opts.out, what: "the demo corpus", force, resumable: &resumable, alternative: "" }
+                .claim()?;
             let (corpus, report) = demo::build(&opts)?;
             // Audio without any TextGrid is common in the sources (unaligned test clips): count it.
             let no_textgrid = report.skipped.iter().filter(|s| s.2 == crate::corpus::real::NO_TEXTGRID).count();

@@ -1,6 +1,6 @@
 //! `audiosae extract`: corpus -> activation store(s).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
@@ -9,7 +9,8 @@ use super::DeviceArgs;
 use crate::corpus::Corpus;
 use crate::extract::{extract, extract_text, ExtractOptions, JobShard, TextExtractOptions, TextLayer};
 use crate::models::{LayerSpec, Trim};
-use crate::store::StoreDType;
+use crate::output::OutputDir;
+use crate::store::{Manifest, StoreDType};
 
 #[derive(Args)]
 pub struct ExtractArgs {
@@ -53,9 +54,28 @@ struct StoreArgs {
     /// Rows per shard file (default: about 256 MB per shard).
     #[arg(long)]
     shard_rows: Option<usize>,
+    /// Write into OUT even when it holds files that are not a store (a store there is resumed).
+    #[arg(long)]
+    force: bool,
+}
+
+impl StoreArgs {
+    /// OUT must be new, empty, a store to resume, or (several layers) a folder of stores.
+    fn claim(&self, out: &Path) -> Result<()> {
+        let resumable = |dir: &Path| {
+            let is_store = |d: &Path| Manifest::path(d).is_file();
+            is_store(dir)
+                || std::fs::read_dir(dir)
+                    .map(|entries| entries.filter_map(|e| e.ok()).any(|e| is_store(&e.path())))
+                    .unwrap_or(false)
+        };
+        OutputDir { path: out, what: "an activation store", force: self.force, resumable: &resumable, alternative: "" }
+            .claim()
+    }
 }
 
 pub fn run(a: ExtractArgs) -> Result<()> {
+    a.store.claim(&a.out)?;
     let model = a.dev.load(&a.model, false)?;
     let corpus = Corpus::open(&a.corpus)?;
     let layers = if a.layer.is_empty() { vec![model.default_layer()] } else { a.layer };
@@ -111,6 +131,7 @@ pub struct ExtractTextArgs {
 }
 
 pub fn run_text(a: ExtractTextArgs) -> Result<()> {
+    a.store.claim(&a.out)?;
     let model = a.dev.load(&a.model, true)?;
     let corpus = Corpus::open(&a.corpus)?;
     let opts = TextExtractOptions {

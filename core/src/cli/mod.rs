@@ -25,8 +25,8 @@ use crate::timing::FrameTiming;
 #[derive(Parser)]
 #[command(name = "audiosae", version, about = "Sparse-autoencoder interpretability for audio language models")]
 struct Cli {
-    /// libtorch CPU threads (default: libtorch's choice).
-    #[arg(long, global = true)]
+    /// libtorch CPU threads, 1 to 1024 (default: libtorch's choice).
+    #[arg(long, global = true, value_parser = clap::value_parser!(i32).range(1..=1024))]
     threads: Option<i32>,
     #[command(subcommand)]
     command: Command,
@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Args, Clone)]
 pub struct DeviceArgs {
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", value_parser = device::device_spec)]
     pub device: String,
     /// Weights and activations: f32, f16 or bf16.
     #[arg(long, default_value = "f32")]
@@ -63,7 +63,7 @@ enum Command {
         n_mels: usize,
         #[arg(short, long)]
         output: PathBuf,
-        #[arg(long, default_value = "cpu")]
+        #[arg(long, default_value = "cpu", value_parser = device::device_spec)]
         device: String,
     },
     /// Frame-level features of one layer: float32 [frames, dim], valid frames only.
@@ -179,6 +179,13 @@ fn run(command: Command) -> Result<()> {
         Command::Logmel { audio, n_mels, output, device } => {
             anyhow::ensure!(n_mels == 80 || n_mels == 128, "--n-mels must be 80 or 128");
             let samples = load_clip(&audio)?;
+            let seconds = samples.len() as f64 / crate::mel::SAMPLE_RATE as f64;
+            anyhow::ensure!(
+                samples.len() <= crate::mel::N_SAMPLES,
+                "{}: {seconds:.1} s long; logmel writes one 30 s model input [n_mels, 3000]. Cut the clip \
+                 (e.g. `sox IN OUT trim 0 30`), or use `features`/`extract`, which run long clips as 30 s windows",
+                audio.display()
+            );
             let (mel, len) = LogMel::new(n_mels, device::parse_device(&device)?).compute(&samples);
             crate::npy::write_f32(&output, &mel)?;
             eprintln!(
@@ -192,9 +199,25 @@ fn run(command: Command) -> Result<()> {
         Command::Features { model, audio, layer, output, dev } => {
             let m = dev.load(&model, false)?;
             let layer = layer.unwrap_or(m.default_layer());
-            let f = m.features(&load_clip(&audio)?, layer)?;
-            crate::npy::write_f32(&output, &f.frames)?;
+            let samples = load_clip(&audio)?;
+            let f = m.features(&samples, layer)?;
             let (n, d) = f.frames.size2()?;
+            anyhow::ensure!(
+                n > 0,
+                "{}: {} samples ({:.1} ms) is too short for one {:.0} ms frame of layer {layer}; nothing written",
+                audio.display(),
+                samples.len(),
+                samples.len() as f64 / crate::mel::SAMPLE_RATE as f64 * 1e3,
+                f.timing.hop_s * 1e3
+            );
+            crate::npy::write_f32(&output, &f.frames)?;
+            if samples.len() > crate::mel::N_SAMPLES {
+                eprintln!(
+                    "  {} s clip: {} consecutive 30 s windows",
+                    samples.len() / crate::mel::SAMPLE_RATE,
+                    samples.len().div_ceil(crate::mel::N_SAMPLES)
+                );
+            }
             eprintln!(
                 "{}: {} layer {layer}: [{n}, {d}] frames every {:.0} ms -> {}",
                 audio.display(),

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use tch::Device;
 
+use crate::output::{fresh_only, refuse_in_place, OutputDir};
 use crate::sae::checkpoint::{self, ExportFormat};
 use crate::sae::config::{Arch, ComputeDType, Decay, Resample, TrainConfig};
 use crate::sae::data::{BatchSource, InMemorySource, ItemSource};
@@ -31,8 +32,11 @@ pub enum SaeCommand {
         out: Option<PathBuf>,
         #[arg(long, default_value_t = 200_000)]
         max_frames: usize,
-        #[arg(long, default_value = "auto")]
+        #[arg(long, default_value = "auto", value_parser = crate::device::device_spec)]
         device: String,
+        /// Write into the output folder even when it already holds results (they are replaced).
+        #[arg(long)]
+        force: bool,
     },
     /// Grid of independent runs over width x k x seed, then one table and plots.
     Sweep(Box<SweepArgs>),
@@ -43,6 +47,9 @@ pub enum SaeCommand {
         format: ExportFormat,
         #[arg(short, long)]
         out: PathBuf,
+        /// Write into OUT even when it already holds files (they are replaced).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -56,7 +63,7 @@ pub struct DataArgs {
     #[arg(long, conflicts_with = "store")]
     pub synthetic: Option<String>,
     /// Fraction of items held out for evaluation (split by item id).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = fraction)]
     pub test_frac: f64,
     /// Seed of the batch order.
     #[arg(long, default_value_t = 0)]
@@ -129,18 +136,23 @@ pub struct TrainFlags {
     /// opensae, topk, batchtopk or relu.
     #[arg(long)]
     pub arch: Option<Arch>,
-    #[arg(long)]
+    /// Latents (1 or more).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub d_sae: Option<usize>,
-    #[arg(long)]
+    /// Active latents per frame, 1 to d_sae (topk, batchtopk, optional for opensae).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub k: Option<usize>,
-    /// opensae / relu sparsity coefficient.
-    #[arg(long)]
+    /// opensae / relu sparsity coefficient (0 or more).
+    #[arg(long, value_parser = non_negative)]
     pub l1_coef: Option<f64>,
-    #[arg(long)]
+    /// Optimiser steps (1 or more).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub steps: Option<usize>,
-    #[arg(long)]
+    /// Frames per step (1 or more).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub batch_size: Option<usize>,
-    #[arg(long)]
+    /// Peak learning rate (greater than 0).
+    #[arg(long, value_parser = positive)]
     pub lr: Option<f64>,
     #[arg(long)]
     pub warmup_steps: Option<usize>,
@@ -164,11 +176,35 @@ pub struct TrainFlags {
     #[arg(long)]
     pub checkpoint_every: Option<usize>,
     /// auto, cpu, cuda or cuda:N.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::device::device_spec)]
     pub device: Option<String>,
     /// f32, or bf16 for the encoder product in mixed precision (CUDA).
     #[arg(long)]
     pub compute_dtype: Option<ComputeDType>,
+}
+
+/// A finite number greater than 0.
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number greater than 0")),
+    }
+}
+
+/// A fraction strictly between 0 and 1.
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a fraction between 0 and 1 (exclusive)")),
+    }
+}
+
+/// A finite number of 0 or more.
+fn non_negative(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number of 0 or more")),
+    }
 }
 
 fn parse_decay(s: &str) -> Result<Decay> {
@@ -224,6 +260,9 @@ pub struct TrainArgs {
     /// Continue from OUT/training_state (the checkpoint's config is used).
     #[arg(long)]
     resume: bool,
+    /// Train into OUT even when it already holds files (an earlier SAE there is replaced).
+    #[arg(long, conflicts_with = "resume")]
+    force: bool,
     /// Evaluate on the held-out items after training (into OUT/eval).
     #[arg(long)]
     eval: bool,
@@ -258,19 +297,28 @@ pub struct SweepArgs {
     collect: bool,
     #[arg(long, default_value_t = 200_000)]
     max_eval_frames: usize,
+    /// Run the sweep in OUT even when it holds files that are not a sweep's.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(command: SaeCommand) -> Result<()> {
     match command {
         SaeCommand::Train(a) => train_cmd(*a),
-        SaeCommand::Eval { sae, data, out, max_frames, device } => {
+        SaeCommand::Eval { sae, data, out, max_frames, device, force } => {
             let device = crate::device::parse_device(&device)?;
-            let m = eval_sae(&sae, &data.open()?, max_frames, &out.unwrap_or_else(|| sae.join("eval")), device)?;
+            let out = out.unwrap_or_else(|| sae.join("eval"));
+            let alternative = " with --out";
+            OutputDir { path: &out, what: "evaluation results", force, resumable: &fresh_only, alternative }.claim()?;
+            let m = eval_sae(&sae, &data.open()?, max_frames, &out, device)?;
             println!("{}", serde_json::to_string_pretty(&summary(&m))?);
             Ok(())
         }
         SaeCommand::Sweep(a) => sweep_cmd(*a),
-        SaeCommand::Export { sae, format, out } => {
+        SaeCommand::Export { sae, format, out, force } => {
+            refuse_in_place(&sae, &out, "the export")?;
+            OutputDir { path: &out, what: "the exported SAE", force, resumable: &fresh_only, alternative: "" }
+                .claim()?;
             checkpoint::export(&sae, &out, format)?;
             eprintln!("exported {} -> {} ({format:?})", sae.display(), out.display());
             Ok(())
@@ -279,6 +327,14 @@ pub fn run(command: SaeCommand) -> Result<()> {
 }
 
 fn train_cmd(a: TrainArgs) -> Result<()> {
+    if !a.resume {
+        let alternative = if a.out.join(checkpoint::TRAINING_STATE_DIR).is_dir() {
+            " (or pass --resume to continue the training saved there)"
+        } else {
+            ""
+        };
+        OutputDir { path: &a.out, what: "an SAE", force: a.force, resumable: &fresh_only, alternative }.claim()?;
+    }
     let data = a.data.open()?;
     let cfg = if a.resume {
         checkpoint::load_state_config(&a.out.join(checkpoint::TRAINING_STATE_DIR))?
@@ -333,7 +389,14 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
         println!("{}", points.len());
         return Ok(());
     }
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    OutputDir {
+        path: &a.out,
+        what: "a sweep",
+        force: a.force,
+        resumable: &|dir: &Path| sweep::is_sweep_dir(dir),
+        alternative: "",
+    }
+    .claim()?;
     if !a.collect {
         let data = a.data.open()?;
         let chosen: Vec<&SweepPoint> = match a.index {

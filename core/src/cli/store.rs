@@ -1,10 +1,11 @@
 //! `audiosae store verify|info|merge`: check, describe and merge activation stores.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
 
+use crate::output::OutputDir;
 use crate::store::{self, Manifest};
 
 #[derive(Subcommand)]
@@ -20,6 +21,9 @@ pub enum StoreCommand {
         out: PathBuf,
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+        /// Merge into OUT even when it holds files that are not a store.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -47,7 +51,10 @@ pub fn run(command: StoreCommand) -> Result<()> {
             println!("{}", Manifest::load(&dir)?.summary(&dir));
             Ok(())
         }
-        StoreCommand::Merge { out, inputs } => {
+        StoreCommand::Merge { out, inputs, force } => {
+            let resumable = |dir: &Path| Manifest::path(dir).is_file();
+            OutputDir { path: &out, what: "the merged store", force, resumable: &resumable, alternative: "" }
+                .claim()?;
             let summary = store::merge(&out, &inputs, true)?;
             println!(
                 "{}: merged {} stores: {} items copied, {} already there, {} frames",

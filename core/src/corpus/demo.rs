@@ -5,7 +5,7 @@
 //! `--minutes` only adds clips.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -57,6 +57,21 @@ pub struct DemoReport {
     pub unknown_phones: UnknownPhones,
 }
 
+/// `name` in the demo corpus's manifest.
+const DEMO_CORPUS_NAME: &str = "audiosae-demo";
+
+/// Written first into a demo corpus folder, so that an interrupted build is known as ours.
+const BUILD_MARKER: &str = ".audiosae-demo-corpus";
+
+/// True for a folder `build` wrote or started (it resumes there).
+pub fn is_demo_corpus(dir: &Path) -> bool {
+    dir.join(BUILD_MARKER).is_file()
+        || std::fs::read_to_string(dir.join(crate::corpus::MANIFEST))
+            .ok()
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+            .is_some_and(|m| m["name"] == DEMO_CORPUS_NAME)
+}
+
 pub fn build(opts: &DemoOptions) -> Result<(Corpus, DemoReport)> {
     if !(opts.minutes > 0.0 && opts.minutes.is_finite()) {
         bail!("--minutes must be positive, got {}", opts.minutes);
@@ -70,6 +85,8 @@ pub fn build(opts: &DemoOptions) -> Result<(Corpus, DemoReport)> {
     real::check_sources(&opts.sources)?;
     let root = &opts.out;
     std::fs::create_dir_all(root).with_context(|| format!("{}: cannot create", root.display()))?;
+    std::fs::write(root.join(BUILD_MARKER), "audiosae corpus demo builds here; rerunning it resumes\n")
+        .with_context(|| format!("{}: cannot write", root.display()))?;
     let phone_set = PhoneSet::Arpabet39;
     let mut report = DemoReport::default();
     let mut items = Vec::new();
@@ -80,7 +97,7 @@ pub fn build(opts: &DemoOptions) -> Result<(Corpus, DemoReport)> {
     }
     let sentences = demo_sentences(N_SENTENCES, &real::mfa_transcripts(&opts.sources)?);
     items.extend(synthesize_all(opts, &sentences, phone_set, &mut report)?);
-    let corpus = Corpus { root: root.clone(), manifest: Manifest { name: "audiosae-demo".into(), phone_set, items } };
+    let corpus = Corpus { root: root.clone(), manifest: Manifest { name: DEMO_CORPUS_NAME.into(), phone_set, items } };
     let problems = corpus.problems();
     if !problems.is_empty() {
         bail!("{}: the built corpus is inconsistent: {}", root.display(), problems.join("; "));

@@ -154,6 +154,20 @@ impl Corpus {
         item.textgrid.as_ref().map(|t| self.root.join(t))
     }
 
+    /// The item's TextGrid (`None` when it has none), checked against its audio with
+    /// [`TextGrid::check_audio_end`](crate::textgrid::TextGrid::check_audio_end): labels past the
+    /// clip's end describe other audio, so they are an error naming the file, tier and label, the
+    /// same policy `corpus demo` applies. Items whose duration is unknown (0) are not checked.
+    pub fn read_textgrid(&self, item: &CorpusItem) -> Result<Option<crate::textgrid::TextGrid>> {
+        let Some(path) = self.textgrid_path(item) else { return Ok(None) };
+        let grid = crate::textgrid::TextGrid::read(&path)?;
+        if item.duration_s > 0.0 {
+            grid.check_audio_end(item.duration_s, crate::textgrid::AUDIO_END_TOLERANCE_S)
+                .with_context(|| format!("item `{}` ({})", item.id, self.audio_path(item).display()))?;
+        }
+        Ok(Some(grid))
+    }
+
     /// Writes `manifest.json` in the corpus directory atomically (temp file + rename).
     pub fn save(&self) -> Result<()> {
         let path = self.root.join(MANIFEST);
@@ -223,8 +237,10 @@ pub fn write_textgrid(tg: &crate::textgrid::TextGrid) -> Result<()> {
 /// Duration from the WAV header, else by decoding the file.
 pub fn audio_duration_s(path: &Path) -> Result<f64> {
     if let Ok(r) = hound::WavReader::open(path) {
-        let spec = r.spec();
-        return Ok(f64::from(r.duration()) / f64::from(spec.sample_rate));
+        // A header with rate 0 falls through to the decoder, whose error names the problem.
+        if r.spec().sample_rate > 0 {
+            return Ok(f64::from(r.duration()) / f64::from(r.spec().sample_rate));
+        }
     }
     let (samples, rate, _) = crate::audio::decode_mono(path)?;
     Ok(samples.len() as f64 / f64::from(rate))

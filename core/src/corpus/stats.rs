@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::Corpus;
-use crate::textgrid::{PhoneSet, TextGrid, UnknownPhones};
+use crate::textgrid::{PhoneSet, UnknownPhones};
 
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Amount {
@@ -50,23 +50,19 @@ pub fn compute(corpus: &Corpus, phone_set: PhoneSet) -> Result<CorpusStats> {
         a.seconds += item.duration_s;
         total.items += 1;
         total.seconds += item.duration_s;
-        let Some(path) = corpus.textgrid_path(item) else {
+        let Some(tg) = corpus.read_textgrid(item)? else {
             without += 1;
             continue;
         };
-        let tg = TextGrid::read(&path)?;
-        if let Ok(w) = tg.words() {
-            for iv in w.labelled() {
-                words += 1;
-                word_types.insert(iv.text.to_lowercase());
-            }
+        // Both tiers are required: a TextGrid without one would silently count nothing.
+        for iv in tg.words()?.labelled() {
+            words += 1;
+            word_types.insert(iv.text.to_lowercase());
         }
-        if let Ok(p) = tg.phones() {
-            for iv in phone_set.map_tier(p, &mut unknown).intervals {
-                let c = phones.entry(iv.text).or_default();
-                c.count += 1;
-                c.seconds += iv.xmax - iv.xmin;
-            }
+        for iv in phone_set.map_tier(tg.phones()?, &mut unknown).intervals {
+            let c = phones.entry(iv.text).or_default();
+            c.count += 1;
+            c.seconds += iv.xmax - iv.xmin;
         }
     }
     Ok(CorpusStats {

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
 use crate::ctranslate2::{whisper_encoder_tensors, Ct2Model};
@@ -101,15 +101,26 @@ impl Format {
 
 pub fn detect_format(dir: &Path) -> Result<Format> {
     let cfg_path = dir.join("config.json");
-    let model_type = std::fs::read_to_string(&cfg_path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|v| v.get("model_type").and_then(|m| m.as_str()).map(str::to_string));
+    // A config.json that exists but cannot be read or parsed is reported as such, with serde's
+    // line and column, not as a missing model.
+    let model_type = match std::fs::read_to_string(&cfg_path) {
+        Ok(text) => {
+            let value: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", cfg_path.display()))?;
+            value.get("model_type").and_then(|m| m.as_str()).map(str::to_string)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", cfg_path.display())),
+    };
     match model_type.as_deref() {
         Some("qwen2_audio") => Ok(Format::Qwen2Audio),
         Some("whisper") => Ok(Format::WhisperHf),
         _ if dir.join("model.bin").exists() => Ok(Format::WhisperCt2),
         Some(other) => bail!("{}: model_type {other:?} is not supported (qwen2_audio, whisper)", cfg_path.display()),
+        None if cfg_path.exists() => bail!(
+            "{}: no \"model_type\" field (expected qwen2_audio or whisper), and no CTranslate2 model.bin beside it",
+            cfg_path.display()
+        ),
         None => bail!(
             "{}: no config.json with a model_type and no CTranslate2 model.bin: not a model directory",
             dir.display()
@@ -212,8 +223,22 @@ impl AudioModel {
     }
 
     /// Features of one 16 kHz mono clip (its first 30 s) at `layer`, exact mode.
+    /// A clip longer than 30 s runs as consecutive 30 s windows whose frames are concatenated
+    /// (as `extract` stores it): each window is exactly 1500 (20 ms) or 750 (40 ms) frames, so the
+    /// layer's timing holds across the whole clip.
     pub fn features(&self, samples: &[f32], layer: LayerSpec) -> Result<LayerFeatures> {
-        Ok(self.features_batch(&[samples], layer)?.remove(0))
+        const WINDOWS_PER_PASS: usize = 8;
+        if samples.len() <= crate::mel::N_SAMPLES {
+            return Ok(self.features_batch(&[samples], layer)?.remove(0));
+        }
+        let windows: Vec<&[f32]> = samples.chunks(crate::mel::N_SAMPLES).collect();
+        let mut parts = Vec::with_capacity(windows.len());
+        for pass in windows.chunks(WINDOWS_PER_PASS) {
+            parts.extend(self.features_batch(pass, layer)?);
+        }
+        let timing = parts[0].timing;
+        let frames = Tensor::cat(&parts.iter().map(|p| &p.frames).collect::<Vec<_>>(), 0);
+        Ok(LayerFeatures { frames, timing })
     }
 
     /// Features of a batch of clips at one layer, exact mode; each keeps only its valid frames.

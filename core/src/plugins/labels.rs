@@ -50,10 +50,7 @@ impl CorpusLabels {
             return Ok(g.clone());
         }
         let item = &self.corpus.manifest.items[corpus_item];
-        let grid = match self.corpus.textgrid_path(item) {
-            Some(path) => Some(Rc::new(TextGrid::read(&path)?)),
-            None => None,
-        };
+        let grid = self.corpus.read_textgrid(item)?.map(Rc::new);
         self.grids.borrow_mut().insert(corpus_item, grid.clone());
         Ok(grid)
     }

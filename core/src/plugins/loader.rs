@@ -94,8 +94,13 @@ pub fn discover(dirs: &[PathBuf]) -> (Vec<LoadedPlugin>, Vec<anyhow::Error>) {
 /// The plugin `name_or_path`: a library file, or the first plugin of that name in `dirs`.
 pub fn find(name_or_path: &str, dirs: &[PathBuf]) -> Result<LoadedPlugin> {
     let path = Path::new(name_or_path);
-    if is_library(path) {
+    // A path is loaded as given, whatever its extension, so that a file that is not a plugin
+    // gets the loader's reason rather than "no plugin named".
+    if is_library(path) || path.is_file() {
         return load(path);
+    }
+    if name_or_path.contains(std::path::MAIN_SEPARATOR) {
+        bail!("{name_or_path}: no such plugin library (plugin names have no `/`; see `audiosae plugins list`)");
     }
     let (plugins, errors) = discover(dirs);
     if let Some(p) = plugins.into_iter().find(|p| p.info.name == name_or_path) {

@@ -260,18 +260,18 @@ pub fn save_sae(dir: &Path, sae: &Sae, train: &TrainConfig, input_scale: f64, de
     if sae.cfg.arch == Arch::OpenSae {
         let cpu = |t: &Tensor| t.detach().to_device(Device::Cpu).contiguous();
         let tensors = [("E", cpu(&sae.enc)), ("D", cpu(&sae.dec.tr())), ("pre_bias", cpu(&(-&sae.b_dec)))];
-        Tensor::write_safetensors(&tensors, &weights)?;
+        write_safetensors_atomic(&tensors, &weights)?;
         let mut cfg = saelens_cfg("opensae", &sae.cfg, true, extra);
         cfg["k"] = json!(sae.cfg.k);
         cfg["l1_coef"] = json!(sae.cfg.l1_coef);
-        std::fs::write(dir.join("cfg.json"), serde_json::to_string_pretty(&cfg)?)?;
+        write_json_atomic(&dir.join("cfg.json"), &cfg)?;
     } else {
         write_standard(dir, &standard_form(sae, input_scale), &sae.cfg, extra)?;
     }
     if let Some(d) = density {
-        Tensor::write_safetensors(
+        write_safetensors_atomic(
             &[("sparsity", d.detach().to_device(Device::Cpu))],
-            dir.join("sparsity.safetensors"),
+            &dir.join("sparsity.safetensors"),
         )?;
     }
     Ok(())
@@ -287,10 +287,26 @@ fn write_standard(dir: &Path, f: &StandardForm, cfg: &SaeConfig, extra: serde_js
     if let Some(t) = &f.threshold {
         tensors.push(("threshold", t.shallow_clone()));
     }
-    Tensor::write_safetensors(&tensors, dir.join("sae_weights.safetensors"))?;
+    write_safetensors_atomic(&tensors, &dir.join("sae_weights.safetensors"))?;
     let cfg = saelens_cfg(f.architecture, cfg, f.apply_b_dec_to_input, extra);
-    std::fs::write(dir.join("cfg.json"), serde_json::to_string_pretty(&cfg)?)?;
-    Ok(())
+    write_json_atomic(&dir.join("cfg.json"), &cfg)
+}
+
+/// Writes `path` through a temporary file renamed over it, so a kill leaves the old file or the
+/// new one, never half of one.
+fn replace_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    write(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+fn write_json_atomic(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)?;
+    replace_atomically(path, |tmp| Ok(std::fs::write(tmp, text)?))
+}
+
+fn write_safetensors_atomic(tensors: &[(&str, Tensor)], path: &Path) -> Result<()> {
+    replace_atomically(path, |tmp| Ok(Tensor::write_safetensors(tensors, tmp)?))
 }
 
 /// Loads an SAE written by [`save_sae`] or [`export`] (SAELens format): `(sae, input_scale)`;
@@ -386,7 +402,7 @@ pub fn export(from: &Path, to: &Path, format: ExportFormat) -> Result<()> {
                 ("W_dec", f.w_dec.shallow_clone()),
                 ("b_dec", f.b_dec.shallow_clone()),
             ];
-            Tensor::write_safetensors(&tensors, to.join("sae.safetensors"))?;
+            write_safetensors_atomic(&tensors, &to.join("sae.safetensors"))?;
             let cfg = json!({
                 "expansion_factor": sae.cfg.d_sae / sae.cfg.d_in.max(1),
                 "normalize_decoder": sae.cfg.arch != Arch::OpenSae || scale == 1.0,
@@ -396,7 +412,7 @@ pub fn export(from: &Path, to: &Path, format: ExportFormat) -> Result<()> {
                 "skip_connection": false,
                 "d_in": sae.cfg.d_in,
             });
-            std::fs::write(to.join("cfg.json"), serde_json::to_string_pretty(&cfg)?)?;
+            write_json_atomic(&to.join("cfg.json"), &cfg)?;
         }
     }
     Ok(())

@@ -243,6 +243,22 @@ impl TrainConfig {
             Arch::Relu => anyhow::ensure!(s.k.is_none(), "sae.k does not apply to relu"),
         }
         anyhow::ensure!(!self.seed_compat || s.arch == Arch::OpenSae, "seed_compat applies to opensae only");
+        // Numbers a config file or a flag may carry: each within the range the optimiser means.
+        let within = |name: &str, v: f64, ok: bool, range: &str| {
+            anyhow::ensure!(v.is_finite() && ok, "{name} = {v} is out of range: it must be {range}");
+            Ok(())
+        };
+        within("lr", self.lr, self.lr > 0.0, "positive")?;
+        within("sae.l1_coef", s.l1_coef, s.l1_coef >= 0.0, "0 or more")?;
+        within("sae.aux_k_coef", s.aux_k_coef, s.aux_k_coef >= 0.0, "0 or more")?;
+        within("min_lr_frac", self.min_lr_frac, (0.0..=1.0).contains(&self.min_lr_frac), "in [0, 1]")?;
+        within("beta1", self.beta1, (0.0..1.0).contains(&self.beta1), "in [0, 1)")?;
+        within("beta2", self.beta2, (0.0..1.0).contains(&self.beta2), "in [0, 1)")?;
+        within("eps", self.eps, self.eps > 0.0, "positive")?;
+        let wd = self.weight_decay();
+        within("weight_decay", wd, wd >= 0.0, "0 or more")?;
+        within("clip_grad_norm", self.clip_grad_norm, self.clip_grad_norm >= 0.0, "0 (off) or more")?;
+        anyhow::ensure!(self.resample_every > 0, "resample_every must be positive");
         Ok(())
     }
 }
@@ -256,5 +272,29 @@ mod tests {
         let c: TrainConfig = toml::from_str("steps = 5\n[sae]\narch = \"batchtopk\"\nk = 8\nd_in = 4").unwrap();
         assert_eq!((c.steps, c.sae.arch, c.sae.k, c.batch_size), (5, Arch::BatchTopK, Some(8), 1024));
         assert!(toml::from_str::<TrainConfig>("stesp = 5").is_err());
+    }
+
+    #[test]
+    fn out_of_range_numbers_are_refused_by_name() {
+        let base = TrainConfig {
+            sae: SaeConfig { d_in: 4, d_sae: 8, k: Some(2), ..Default::default() },
+            ..Default::default()
+        };
+        base.validate().unwrap();
+        type Edit = fn(&mut TrainConfig);
+        let cases: [(&str, Edit); 6] = [
+            ("lr", |c| c.lr = -1e-3),
+            ("lr", |c| c.lr = f64::NAN),
+            ("sae.l1_coef", |c| c.sae.l1_coef = -5.0),
+            ("beta2", |c| c.beta2 = 1.0),
+            ("min_lr_frac", |c| c.min_lr_frac = 2.0),
+            ("weight_decay", |c| c.weight_decay = Some(-0.1)),
+        ];
+        for (name, edit) in cases {
+            let mut c = base.clone();
+            edit(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.starts_with(name) && e.contains("out of range"), "{e}");
+        }
     }
 }

@@ -128,6 +128,25 @@ pub fn run_dir(dir: &Path, p: &SweepPoint) -> PathBuf {
     dir.join(p.dir_name())
 }
 
+/// True for a folder a sweep wrote (its table, or a run folder `wW-kK-sS`), which a sweep with
+/// the same OUT resumes or extends.
+pub fn is_sweep_dir(dir: &Path) -> bool {
+    let is_run_name = |name: &str| {
+        let mut parts = name.split('-');
+        let mut field = |prefix: char| {
+            parts
+                .next()
+                .and_then(|p| p.strip_prefix(prefix))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        field('w') && field('k') && field('s') && parts.next().is_none()
+    };
+    dir.join("sweep.csv").is_file()
+        || std::fs::read_dir(dir).is_ok_and(|entries| {
+            entries.filter_map(|e| e.ok()).any(|e| e.path().is_dir() && is_run_name(&e.file_name().to_string_lossy()))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

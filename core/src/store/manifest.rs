@@ -98,6 +98,13 @@ impl StoreConfig {
     pub(crate) fn validate(&self) -> Result<()> {
         ensure!(self.d > 0, "store config: d must be positive");
         ensure!(self.shard_rows > 0, "store config: shard_rows must be positive");
+        // Every byte count later derived from d and shard_rows must fit in a usize.
+        ensure!(
+            self.d.checked_mul(self.dtype.size()).and_then(|row| row.checked_mul(self.shard_rows)).is_some(),
+            "store config: d = {} and shard_rows = {} describe shards larger than memory can address",
+            self.d,
+            self.shard_rows
+        );
         ensure!(
             self.timing.hop_s > 0.0 && self.timing.hop_s.is_finite() && self.timing.offset_s.is_finite(),
             "store config: bad frame timing {:?}",
@@ -193,7 +200,7 @@ impl ItemEntry {
     }
 
     pub fn rows(&self) -> usize {
-        self.end - self.start
+        self.end.saturating_sub(self.start)
     }
 
     /// Absolute timing of this item's rows within its audio file.
@@ -252,8 +259,29 @@ impl Manifest {
         dir.join(MANIFEST_FILE)
     }
 
-    /// Reads `dir/manifest.json`, with a clear error when `dir` is not a store.
+    /// Reads `dir/manifest.json`, with a clear error when `dir` is not a store, and refuses a
+    /// manifest whose shard sizes or item ranges do not add up (see [`Manifest::layout_problems`]),
+    /// so that readers can index shards with its numbers.
     pub fn load(dir: &Path) -> Result<Self> {
+        let manifest = Self::load_unchecked(dir)?;
+        let problems = manifest.layout_problems();
+        if let Some(first) = problems.first() {
+            bail!(
+                "{}: {first}{} (run `audiosae store verify {}` for the full list)",
+                Self::path(dir).display(),
+                match problems.len() {
+                    1 => String::new(),
+                    n => format!(", and {} more problem(s)", n - 1),
+                },
+                dir.display()
+            );
+        }
+        Ok(manifest)
+    }
+
+    /// Reads `dir/manifest.json` and checks its config, but not its shard and item layout: for
+    /// `store verify`, which lists layout problems instead of stopping at the first.
+    pub(crate) fn load_unchecked(dir: &Path) -> Result<Self> {
         let path = Self::path(dir);
         if !path.is_file() {
             bail!("{} is not an activation store: it has no {MANIFEST_FILE}", dir.display());
@@ -274,6 +302,60 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// What is inconsistent in the manifest's own numbers: shard row counts against `shard_rows`,
+    /// item ranges (contiguous from row 0, within the shards' rows), each item's shard slices and
+    /// unique ids. Uses no count before checking it, so a lying manifest costs no more memory or
+    /// time than its own size.
+    pub fn layout_problems(&self) -> Vec<String> {
+        let c = &self.config;
+        let mut problems = Vec::new();
+        let mut total = Some(0usize);
+        for (i, s) in self.shards.iter().enumerate() {
+            let last = i + 1 == self.shards.len();
+            if s.rows == 0 || s.rows > c.shard_rows || (!last && s.rows != c.shard_rows) {
+                problems.push(format!(
+                    "shard {}: {} rows; shards hold {} rows (the last 1 to {})",
+                    s.file, s.rows, c.shard_rows, c.shard_rows
+                ));
+            }
+            total = total.and_then(|t| t.checked_add(s.rows));
+        }
+        let Some(total) = total else {
+            problems.push("the shards' row counts add up past what memory can address".into());
+            return problems;
+        };
+        if self.shards.iter().try_fold(0u64, |sum, s| sum.checked_add(s.bytes)).is_none() {
+            problems.push("the shards' bytes add up past 2^64".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut expected_start = 0;
+        for item in &self.items {
+            let id = &item.meta.id;
+            if !ids.insert(id.as_str()) {
+                problems.push(format!("item {id:?} appears more than once"));
+            }
+            if item.start != expected_start || item.end < item.start {
+                problems.push(format!(
+                    "item {id:?}: rows {}..{}, expected to start at {expected_start} (overlap or gap)",
+                    item.start, item.end
+                ));
+            }
+            if item.end > total {
+                problems
+                    .push(format!("item {id:?}: rows {}..{} beyond the shards' {total} rows", item.start, item.end));
+            } else if item.start <= item.end && item.slices != slices_of(item.start, item.end, c.shard_rows) {
+                // Only within the shards' rows: slices_of then makes at most one slice per shard.
+                problems.push(format!("item {id:?}: shard slices do not match rows {}..{}", item.start, item.end));
+            }
+            if !(item.meta.duration_s.is_finite() && item.meta.duration_s >= 0.0 && item.meta.time_offset_s.is_finite())
+            {
+                problems.push(format!("item {id:?}: bad duration or time offset"));
+            }
+            expected_start = item.end.max(item.start);
+        }
+        problems
+    }
+
     /// Writes the manifest atomically (temp file, fsync, rename, directory fsync).
     pub fn save(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self)?;
@@ -288,11 +370,11 @@ impl Manifest {
 
     /// Rows in the listed shards (committed or not).
     pub fn shard_rows_total(&self) -> usize {
-        self.shards.iter().map(|s| s.rows).sum()
+        self.shards.iter().fold(0, |sum, s| sum.saturating_add(s.rows))
     }
 
     pub fn bytes(&self) -> u64 {
-        self.shards.iter().map(|s| s.bytes).sum()
+        self.shards.iter().fold(0, |sum, s| sum.saturating_add(s.bytes))
     }
 
     pub fn audio_seconds(&self) -> f64 {

@@ -93,12 +93,14 @@ impl StoreReader {
                 s.rows,
                 c.d
             );
+            // Manifest::load bounds s.rows * row_bytes; the header's offset is the file's.
+            let expected = (s.rows * c.row_bytes()).checked_add(header.data_offset);
             ensure!(
-                map.len() == header.data_offset + s.rows * c.row_bytes(),
+                expected == Some(map.len()),
                 "{}: {} bytes, expected {} (truncated?)",
                 path.display(),
                 map.len(),
-                header.data_offset + s.rows * c.row_bytes()
+                expected.map_or("more than memory can address".to_string(), |e| e.to_string())
             );
             ensure!(
                 i + 1 == n_shards || s.rows == c.shard_rows,

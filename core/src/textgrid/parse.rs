@@ -55,6 +55,9 @@ enum Value {
     Number(f64),
     Str(String),
     Flag(String),
+    /// A bare word where a value belongs (`xmin = abc`): never valid, kept so the error names
+    /// its own line rather than the next value's.
+    Word(String),
 }
 
 impl Value {
@@ -63,6 +66,7 @@ impl Value {
             Value::Number(x) => format!("the number {x}"),
             Value::Str(s) => format!("the string \"{s}\""),
             Value::Flag(f) => format!("<{f}>"),
+            Value::Word(w) => format!("`{w}`"),
         }
     }
 }
@@ -76,7 +80,12 @@ fn lex(text: &str, path: &Path) -> Result<Vec<Token>, TextGridError> {
     let mut tokens = Vec::new();
     let mut chars = text.char_indices().peekable();
     let mut line = 1;
+    let mut after_equals = false;
     while let Some(&(start, c)) = chars.peek() {
+        // A string, flag, heading or number is the value after `=`; a bare word there is not.
+        if c == '"' || c == '<' || c == '[' || c.is_ascii_digit() || matches!(c, '-' | '+' | '.') {
+            after_equals = false;
+        }
         match c {
             '\n' => {
                 line += 1;
@@ -159,10 +168,20 @@ fn lex(text: &str, path: &Path) -> Result<Vec<Token>, TextGridError> {
                 tokens.push(Token { value: Value::Number(x), line });
             }
             _ => {
-                // A label (`xmin`, `=`, `intervals:`, `tiers?`): skip the word.
-                while chars.peek().is_some_and(|&(_, c)| !c.is_whitespace() && c != '"' && c != '<' && c != '[') {
+                // A label (`xmin`, `=`, `intervals:`, `tiers?`): skip the word, unless it stands
+                // where a value belongs (right after `=`).
+                let mut end = start;
+                while let Some(&(i, c)) =
+                    chars.peek().filter(|&&(_, c)| !c.is_whitespace() && c != '"' && c != '<' && c != '[')
+                {
+                    end = i + c.len_utf8();
                     chars.next();
                 }
+                let word = &text[start..end];
+                if after_equals {
+                    tokens.push(Token { value: Value::Word(word.to_string()), line });
+                }
+                after_equals = word == "=";
             }
         }
     }
@@ -254,7 +273,8 @@ impl Reader {
         self.ordered(xmin, xmax, line, &name)?;
         let n = self.count("the number of intervals or points")?;
         if class == "TextTier" {
-            let mut points = Vec::with_capacity(n);
+            // n is the file's claim: reserve no more than the tokens left can fill (2 per point).
+            let mut points = Vec::with_capacity(n.min(self.tokens.len() / 2));
             for _ in 0..n {
                 let (time, _) = self.number("a point's time")?;
                 let (mark, _) = self.string("a point's mark")?;
@@ -262,7 +282,7 @@ impl Reader {
             }
             return Ok(Tier::Points(PointTier { name, xmin, xmax, points }));
         }
-        let mut intervals: Vec<Interval> = Vec::with_capacity(n);
+        let mut intervals: Vec<Interval> = Vec::with_capacity(n.min(self.tokens.len() / 3));
         for _ in 0..n {
             let (a, line) = self.number("an interval's xmin")?;
             let (b, _) = self.number("an interval's xmax")?;

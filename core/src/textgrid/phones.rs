@@ -190,12 +190,17 @@ pub fn to_arpabet39(label: &str) -> Option<&'static [&'static str]> {
 }
 
 /// Which labels a phone tier's frames get.
+/// Written as the CLI spells it (`raw`, `arpabet39`); manifests of earlier versions spelled the
+/// variants `Raw` and `Arpabet39`, which still read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PhoneSet {
     /// The tier's own labels (silence still folded into `sil` by the frame labeller).
+    #[serde(alias = "Raw")]
     Raw,
     /// [`ARPABET39`] + `sil` + `spn` (see the module comment for the rules).
     #[default]
+    #[serde(alias = "Arpabet39")]
     Arpabet39,
 }
 

@@ -144,6 +144,11 @@ fn errors_name_the_line() {
 
     let binary = good.replace("ooTextFile", "ooBinaryFile");
     assert!(msg(&binary).contains("not a text TextGrid"));
+
+    // A value that is not a number in the long format is named on its own line, not the next.
+    let long = "File type = \"ooTextFile\"\nObject class = \"TextGrid\"\n\nxmin = 0\nxmax = abc\ntiers? <exists>\nsize = 0\nitem []:\n";
+    let e = msg(long);
+    assert!(e.starts_with("test.TextGrid:5: expected") && e.contains("`abc`"), "{e}");
 }
 
 #[test]
