@@ -73,7 +73,12 @@ pub fn decode_mono(path: &Path) -> Result<(Vec<f32>, u32, u16), AudioError> {
     let ext = ext.as_deref();
     let decoded = match sniff(&head) {
         Container::Wav => decode_wav(path, ext)?,
-        Container::Other => decode_symphonia(path, ext)?,
+        Container::Other => {
+            if head.starts_with(b"fLaC") {
+                check_flac_metadata(path)?;
+            }
+            decode_symphonia(path, ext)?
+        }
         Container::Unknown => return Err(unknown_container(path, ext, &head)),
     };
     let (samples, rate, channels) = decoded;
@@ -206,6 +211,80 @@ fn sniff(head: &[u8]) -> Container {
     } else {
         Container::Unknown
     }
+}
+
+/// symphonia allocates whatever the length fields inside a FLAC VORBIS_COMMENT or PICTURE block
+/// claim (a 1.6 GB comment in a 16 kB file aborts the process), so every metadata block and the
+/// lengths inside those two are checked against the block and the file first.
+fn check_flac_metadata(path: &Path) -> Result<(), AudioError> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).map_err(|e| io_err(path, e))?;
+    let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
+    let mut at = 4u64;
+    loop {
+        let mut header = [0u8; 4];
+        file.seek(SeekFrom::Start(at))
+            .and_then(|_| file.read_exact(&mut header))
+            .map_err(|_| corrupt(path, format!("the FLAC metadata block header at byte {at} is cut off")))?;
+        let (last, kind) = (header[0] & 0x80 != 0, header[0] & 0x7f);
+        let len = u64::from(u32::from_be_bytes([0, header[1], header[2], header[3]]));
+        if at + 4 + len > file_len {
+            return Err(corrupt(
+                path,
+                format!("FLAC metadata block {kind} at byte {at} claims {len} bytes past the end"),
+            ));
+        }
+        if kind == 4 || kind == 6 {
+            // At most 16 MiB: the block length field has 24 bits.
+            let mut block = vec![0u8; len as usize];
+            file.read_exact(&mut block).map_err(|e| io_err(path, e))?;
+            let inner_ok = if kind == 4 { vorbis_comment_fits(&block) } else { flac_picture_fits(&block) };
+            if !inner_ok {
+                let what = if kind == 4 { "VORBIS_COMMENT" } else { "PICTURE" };
+                return Err(corrupt(path, format!("the FLAC {what} block at byte {at} has lengths past its end")));
+            }
+        }
+        at += 4 + len;
+        if last {
+            return Ok(());
+        }
+    }
+}
+
+/// Vendor string, comment count and every comment (little-endian lengths) inside `block`.
+fn vorbis_comment_fits(block: &[u8]) -> bool {
+    let mut at = 0usize;
+    let take_len = |at: &mut usize| -> Option<usize> {
+        let b = block.get(*at..*at + 4)?;
+        *at += 4;
+        Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+    };
+    let Some(vendor) = take_len(&mut at) else { return false };
+    at = at.saturating_add(vendor);
+    let Some(count) = take_len(&mut at) else { return false };
+    if at > block.len() || count > (block.len() - at) / 4 {
+        return false;
+    }
+    for _ in 0..count {
+        let Some(n) = take_len(&mut at) else { return false };
+        at = at.saturating_add(n);
+        if at > block.len() {
+            return false;
+        }
+    }
+    true
+}
+
+/// MIME type, description and picture data (big-endian lengths) inside `block`.
+fn flac_picture_fits(block: &[u8]) -> bool {
+    let u32_at = |at: usize| block.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let mut at = 4; // picture type
+    for skip_after in [0usize, 16] {
+        // MIME type, then description; after the description come width, height, depth, colours.
+        let Some(n) = u32_at(at) else { return false };
+        at = at.saturating_add(4).saturating_add(n).saturating_add(skip_after);
+    }
+    u32_at(at).is_some_and(|n| at.saturating_add(4).saturating_add(n) <= block.len())
 }
 
 fn unknown_container(path: &Path, ext: Option<&str>, head: &[u8]) -> AudioError {

@@ -1,6 +1,8 @@
 //! The CLI contract (exact command forms other tools rely on), run on the committed fixtures
 //! and on Whisper tiny.en.
 
+mod common;
+use common::write_wav;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -204,20 +206,6 @@ fn thread_counts_are_validated_at_the_edge() {
         );
     }
     ok(&["--threads", "1", "info", "--model", s(&fixture("qwen2_audio_tiny"))]);
-}
-
-fn write_wav(path: &Path, samples: &[f32]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &x in samples {
-        w.write_sample(x).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 /// `features` runs a clip past 30 s as consecutive 30 s windows (as `extract` does) instead of

@@ -1,6 +1,8 @@
 //! `audiosae extract` end to end on the tiny Qwen2-Audio fixture: valid frames only, long clips
 //! in 30 s windows, bad files logged, resume after SIGKILL, `--shard i/N` + merge.
 
+mod common;
+use common::write_wav;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -26,20 +28,6 @@ fn s(p: &Path) -> &str {
 
 fn speech() -> Vec<f32> {
     audiosae::audio::load_audio(&fixture("speech/61-70968-0000.flac")).unwrap().samples
-}
-
-fn write_wav(path: &Path, samples: &[f32]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16000,
-        bits_per_sample: 32,
-        sample_format: hound::SampleFormat::Float,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &x in samples {
-        w.write_sample(x).unwrap();
-    }
-    w.finalize().unwrap();
 }
 
 /// A corpus of `n` short clips (the fixture speech, shifted so they differ), one 39 s clip and,

@@ -1,6 +1,7 @@
-//! Mutation fuzzing, on stable Rust, of every parser that reads a user's file: WAV and FLAC
-//! (through our decoding layer), TextGrid, `.npy`, the activation store (manifest and shards),
-//! corpus manifests, CTranslate2 `model.bin`, safetensors and the SAE `cfg.json`. Each target
+//! Mutation fuzzing, on stable Rust, of every parser that reads a user's file: WAV, FLAC and
+//! MP3 (through our decoding layer), TextGrid, `.npy`, the activation store (manifest and shards),
+//! corpus manifests, CTranslate2 `model.bin`, safetensors, the SAE `cfg.json` and what a plugin
+//! hands back (its report wire form and `info` JSON). Each target
 //! starts from committed fixtures (or files the library writes), mutates them (bit flips,
 //! interesting integers, cut, repeated or deleted spans, truncation, splices of two seeds) and
 //! hands the result to the parser and to what reads its output.
@@ -96,15 +97,18 @@ fn budget(targets: usize) -> Duration {
     Duration::from_secs_f64(total / targets as f64)
 }
 
+/// The run's seed, drawn once; printed with each target's result so a failure can be replayed
+/// with `AUDIOSAE_FUZZ_SEED=N`.
 fn seed() -> u64 {
-    match std::env::var("AUDIOSAE_FUZZ_SEED").ok().as_deref() {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| match std::env::var("AUDIOSAE_FUZZ_SEED").ok().as_deref() {
         None => 0x5eed,
         Some("random") => rand::random(),
         Some(s) => s.parse().expect("AUDIOSAE_FUZZ_SEED: a number or `random`"),
-    }
+    })
 }
 
-const TARGETS: usize = 9;
+const TARGETS: usize = 11;
 
 /// Integers parsers tend to trust: sizes, counts, offsets.
 const INTERESTING: [u64; 12] =
@@ -207,7 +211,7 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, name: &str, check: impl Fn(&Path) + S
             if let Some(failure) = failure {
                 let kept = worker_path.with_extension(format!("failing-{cases}"));
                 std::fs::copy(&worker_path, &kept).unwrap();
-                let _ = tx.send(Err(format!("{worker_target}: input {} {failure}", kept.display())));
+                let _ = tx.send(Err(format!("{worker_target}: input {} (seed {}) {failure}", kept.display(), seed())));
                 return;
             }
             cases += 1;
@@ -230,7 +234,11 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, name: &str, check: impl Fn(&Path) + S
         }
     }
     worker.join().unwrap();
-    eprintln!("{target}: {cases} inputs, no panic, abort, hang or allocation past {} MiB", ALLOCATION_LIMIT >> 20);
+    eprintln!(
+        "{target}: {cases} inputs (seed {}), no panic, abort, hang or allocation past {} MiB",
+        seed(),
+        ALLOCATION_LIMIT >> 20
+    );
 }
 
 /// Drops an error: most mutants are malformed, and an error is the expected answer.
@@ -272,6 +280,12 @@ fn fuzz_flac() {
     // The fixture's first 16 kB: the header and a few frames keep each case fast.
     let flac = std::fs::read(fixture("speech/61-70968-0000.flac")).unwrap();
     fuzz("flac", vec![flac[..16_384].to_vec()], "x.flac", |p| ignore(audiosae::audio::load_audio(p)));
+}
+
+#[test]
+fn fuzz_mp3() {
+    let mp3 = std::fs::read(fixture("speech/common_voice_en_22058267.mp3")).unwrap();
+    fuzz("mp3", vec![mp3], "x.mp3", |p| ignore(audiosae::audio::load_audio(p)));
 }
 
 #[test]
@@ -489,5 +503,29 @@ fn fuzz_sae_cfg() {
     fuzz("sae-cfg", seeds, "cfg.json", move |p| {
         std::fs::copy(p, dir.join("cfg.json")).unwrap();
         ignore(audiosae::sae::checkpoint::load_sae(&dir, tch::Device::Cpu));
+    });
+}
+
+/// What a plugin hands back to the host: the report wire form (JSON, then figure bytes) and its
+/// `info` JSON. The descriptor itself is pointers into the loaded library, checked by the plugin
+/// tests rather than fuzzed.
+#[test]
+fn fuzz_plugin_report() {
+    use audiosae_plugin_api::report::{Figure, FigureFormat, Report, Table};
+    let mut table = Table::new("units", &["unit", "label", "score"]);
+    table.push(vec![3usize.into(), "AA".into(), 0.25.into()]);
+    let report = Report {
+        summary: serde_json::json!({"units": 1, "note": "x"}),
+        tables: vec![table],
+        figures: vec![
+            Figure { name: "a".into(), format: FigureFormat::Png, bytes: vec![1, 2, 3, 4] },
+            Figure { name: "b".into(), format: FigureFormat::Svg, bytes: b"<svg/>".to_vec() },
+        ],
+    };
+    let info = br#"{"name": "x", "version": "0.1.0", "description": "d"}"#.to_vec();
+    fuzz("plugin-report", vec![report.to_bytes().unwrap(), info], "report.bin", |p| {
+        let bytes = std::fs::read(p).unwrap();
+        ignore(Report::from_bytes(&bytes));
+        ignore(serde_json::from_slice::<audiosae_plugin_api::types::PluginInfo>(&bytes));
     });
 }

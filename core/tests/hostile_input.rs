@@ -1,7 +1,7 @@
 //! Input that is malformed on purpose gets a message that says what is wrong and where, never a
 //! panic or a misleading "not found".
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use audiosae::corpus::Manifest;
@@ -135,4 +135,12 @@ fn textgrids_past_the_audio_or_without_their_tiers_are_refused() {
     for d in [good, late, no_phones] {
         std::fs::remove_dir_all(d).unwrap();
     }
+}
+
+/// Inputs the fuzzer found (tests/fixtures/hostile/README.md) stay clear errors.
+#[test]
+fn inputs_the_fuzzer_found_are_clear_errors() {
+    let flac = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/hostile/flac-comment-length.flac");
+    let e = audiosae::audio::load_audio(&flac).unwrap_err().to_string();
+    assert!(e.contains("flac-comment-length.flac") && e.contains("VORBIS_COMMENT"), "{e}");
 }

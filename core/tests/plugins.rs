@@ -409,3 +409,25 @@ fn monosemanticity_reports_pure_units_and_unit_cards() {
     assert!(cards.contains("<audio controls") && cards.contains(".wav#t="));
     assert!(out.join("distribution.png").exists() && out.join("distribution.csv").exists());
 }
+
+/// `--labels` naming a corpus that matches no store item (by id or audio file) is an error, not
+/// an analysis on zero labelled frames.
+#[test]
+fn labels_that_match_no_store_item_are_refused() {
+    let f = fixture();
+    let dir = tmp("unmatched-labels");
+    let mut corpus = Corpus::open(f.corpus.to_str().unwrap()).unwrap();
+    for item in &mut corpus.manifest.items {
+        for file in [item.audio.clone(), item.textgrid.clone().unwrap()] {
+            std::fs::copy(f.corpus.join(&file), dir.join(&file)).unwrap();
+        }
+        item.id = format!("other-{}", item.id);
+    }
+    corpus.root = dir.clone();
+    let labels = CorpusLabels::new(corpus, PhoneSet::Arpabet39);
+    let e = match AnalysisHost::open(&f.store, std::slice::from_ref(&f.sae), Some(labels), tch::Device::Cpu, 80) {
+        Ok(_) => panic!("labels matching no item were accepted"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("none of the") && e.contains(&dir.display().to_string()), "{e}");
+}

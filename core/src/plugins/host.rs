@@ -86,6 +86,17 @@ impl AnalysisHost {
                 Ok(LoadedSae { path: path.clone(), sae, scale })
             })
             .collect::<Result<_>>()?;
+        if let Some(l) = &labels {
+            // Labels that match nothing would run every analysis on zero labelled frames.
+            ensure!(
+                store.items().iter().any(|it| l.covers(it)),
+                "--labels {}: none of the {} items of the store {} has a TextGrid in that corpus (items are \
+                 matched by id, then by audio file); is it the corpus the store was extracted from?",
+                l.root().display(),
+                store.items().len(),
+                store.dir().display()
+            );
+        }
         let mel = LogMel::new(n_mels, Device::Cpu);
         Ok(AnalysisHost {
             store,

@@ -55,12 +55,24 @@ impl CorpusLabels {
         Ok(grid)
     }
 
+    /// Whether `item` has a corpus item with a TextGrid.
+    pub fn covers(&self, item: &ItemEntry) -> bool {
+        self.corpus_item(item).is_some_and(|i| self.corpus.manifest.items[i].textgrid.is_some())
+    }
+
+    fn corpus_item(&self, item: &ItemEntry) -> Option<usize> {
+        self.by_id.get(&item.meta.id).or_else(|| self.by_audio.get(&canonical(&item.meta.audio))).copied()
+    }
+
+    /// The corpus's root folder.
+    pub fn root(&self) -> &Path {
+        &self.corpus.root
+    }
+
     /// One label per frame of store item `item` from `tier` (`phones`, `words` or an exact tier
     /// name), or `None` when the corpus has no TextGrid for it.
     pub fn frame_labels(&self, item: &ItemEntry, timing: FrameTiming, tier: &str) -> Result<Option<Vec<String>>> {
-        let corpus_item =
-            self.by_id.get(&item.meta.id).or_else(|| self.by_audio.get(&canonical(&item.meta.audio))).copied();
-        let Some(corpus_item) = corpus_item else { return Ok(None) };
+        let Some(corpus_item) = self.corpus_item(item) else { return Ok(None) };
         let Some(grid) = self.grid(corpus_item)? else { return Ok(None) };
         let name: TierName = tier.parse().unwrap_or_else(|never| match never {});
         let found = grid.interval_tier(&name).with_context(|| format!("labels of item {}", item.meta.id))?;

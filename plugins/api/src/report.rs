@@ -224,16 +224,19 @@ impl Report {
 
     pub fn from_bytes(bytes: &[u8]) -> Result<Report, Error> {
         let bad = |what: &str| Error::new(format!("malformed report from the plugin: {what}"));
-        let len_bytes: [u8; 8] = bytes.get(..8).ok_or_else(|| bad("shorter than its header"))?.try_into().unwrap();
-        let json_len = u64::from_le_bytes(len_bytes) as usize;
-        let json = bytes.get(8..8 + json_len).ok_or_else(|| bad("truncated JSON"))?;
-        let wire: WireReport = serde_json::from_slice(json)?;
-        let blobs = &bytes[8 + json_len..];
+        let len = bytes.get(..8).ok_or_else(|| bad("shorter than its header"))?;
+        let json_len = u64::from_le_bytes([len[0], len[1], len[2], len[3], len[4], len[5], len[6], len[7]]);
+        // The lengths come from the plugin: every sum is checked before it indexes.
+        let json_end = usize::try_from(json_len).ok().and_then(|n| n.checked_add(8)).filter(|&e| e <= bytes.len());
+        let json_end = json_end.ok_or_else(|| bad("truncated JSON"))?;
+        let wire: WireReport = serde_json::from_slice(&bytes[8..json_end])?;
+        let blobs = &bytes[json_end..];
         let figures = wire
             .figures
             .into_iter()
             .map(|f| {
-                let bytes = blobs.get(f.start..f.start + f.len).ok_or_else(|| bad("figure past the end"))?.to_vec();
+                let end = f.start.checked_add(f.len).ok_or_else(|| bad("figure past the end"))?;
+                let bytes = blobs.get(f.start..end).ok_or_else(|| bad("figure past the end"))?.to_vec();
                 Ok(Figure { name: f.name, format: f.format, bytes })
             })
             .collect::<Result<_, Error>>()?;
