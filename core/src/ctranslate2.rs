@@ -227,8 +227,14 @@ pub fn whisper_encoder_tensors(model: &Ct2Model) -> Result<(HashMap<String, Tens
         let dst = |s: &str| format!("encoder.layers.{i}.{s}");
         let qkv_w = model.float(&src("self_attention/linear_0/weight"))?;
         let qkv_b = model.float(&src("self_attention/linear_0/bias"))?;
-        let d = qkv_w.size()[1];
-        ensure!(qkv_w.size()[0] == 3 * d, "{}: fused QKV of layer {i} is not [3d, d]", model.path.display());
+        // Shapes come from the file: checked before they split or index anything.
+        let (w_shape, b_shape) = (qkv_w.size(), qkv_b.size());
+        let d = if w_shape.len() == 2 { w_shape[1] } else { 0 };
+        ensure!(
+            d > 0 && w_shape[0] == 3 * d && b_shape == [3 * d],
+            "{}: fused QKV of layer {i} is {w_shape:?} with bias {b_shape:?}, not [3d, d] and [3d]",
+            model.path.display()
+        );
         let w = qkv_w.split(d, 0);
         let b = qkv_b.split(d, 0);
         ensure!(

@@ -287,7 +287,8 @@ fn read_shard_prefix(dir: &Path, shard: &ShardEntry, c: &StoreConfig, rows: usiz
     let header = parse_npy_header(&bytes).with_context(|| path.display().to_string())?;
     let start = header.data_offset;
     ensure!(rows <= shard.rows, "{}: asked for {rows} of its {} rows", path.display(), shard.rows);
-    Ok(bytes[start..start + rows * c.row_bytes()].to_vec())
+    let data = start.checked_add(rows * c.row_bytes()).and_then(|end| bytes.get(start..end));
+    Ok(data.with_context(|| format!("{}: shorter than its {rows} rows (truncated shard)", path.display()))?.to_vec())
 }
 
 /// Deletes what a crash can leave behind: `*.tmp` files and shard files the manifest does not list.
