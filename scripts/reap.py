@@ -21,9 +21,9 @@ import time
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 
-def children_of(pids):
-    """Pids whose parent is in `pids`, read from /proc/*/stat (field 4 is the parent pid)."""
-    found = set()
+def parent_pids():
+    """{pid: parent pid} of every process, read once from /proc/*/stat (field 4 is the parent)."""
+    parents = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -34,15 +34,16 @@ def children_of(pids):
             continue  # the process exited while we looked
         # The command name (field 2) is in parentheses and may itself contain spaces or ')'.
         fields = stat[stat.rfind(")") + 2 :].split()
-        if len(fields) > 1 and int(fields[1]) in pids:
-            found.add(int(entry))
-    return found
+        if len(fields) > 1:
+            parents[int(entry)] = int(fields[1])
+    return parents
 
 
 def descendants(root):
+    parents = parent_pids()
     out, frontier = set(), {root}
     while frontier:
-        frontier = children_of(frontier) - out
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - out
         out |= frontier
     return out
 

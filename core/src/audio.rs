@@ -438,11 +438,7 @@ fn decode_symphonia(path: &Path, ext: Option<&str>) -> Result<Decoded, AudioErro
     let result = std::panic::catch_unwind(|| decode_symphonia_unguarded(path, ext));
     IN_DECODER.with(|d| d.set(false));
     result.unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
+        let message = audiosae_plugin_api::ffi::panic_message(panic.as_ref()).unwrap_or_else(|| "no message".into());
         Err(AudioError::Unsupported {
             path: path.to_path_buf(),
             detail: format!("the decoder gave up on it ({message})"),

@@ -28,7 +28,6 @@ pub fn init_cuda() -> bool {
     })
 }
 
-/// Parses `auto`, `cpu`, `cuda` or `cuda:N`. `auto` picks CUDA when it is available.
 /// Checks the spelling of a `--device` value (auto, cpu, cuda, gpu or cuda:N), for the argument
 /// parser; whether CUDA is there is [`parse_device`]'s question.
 pub fn device_spec(s: &str) -> std::result::Result<String, String> {
@@ -42,6 +41,7 @@ pub fn device_spec(s: &str) -> std::result::Result<String, String> {
     }
 }
 
+/// Parses `auto`, `cpu`, `cuda` or `cuda:N`. `auto` picks CUDA when it is available.
 pub fn parse_device(s: &str) -> Result<Device> {
     init_cuda();
     let cuda = tch::Cuda::is_available();

@@ -80,11 +80,6 @@ fn model_revision(dir: &Path) -> Option<String> {
     (parent.file_name()? == "snapshots").then(|| dir.file_name().unwrap().to_string_lossy().into_owned())
 }
 
-/// One clip cut into 30 s windows (the last one shorter).
-fn windows(samples: &[f32]) -> Vec<&[f32]> {
-    samples.chunks(N_SAMPLES).collect()
-}
-
 pub fn extract(model: &AudioModel, corpus: &Corpus, opts: &ExtractOptions) -> Result<ExtractSummary> {
     let started = Instant::now();
     let dirs = store_dirs(&opts.out, &opts.layers);
@@ -178,8 +173,11 @@ fn run_batch(
         return Ok(());
     }
     // Every window of every clip, in order, tagged with its clip.
-    let wins: Vec<(usize, &[f32])> =
-        batch.iter().enumerate().flat_map(|(i, (_, s))| windows(s).into_iter().map(move |w| (i, w))).collect();
+    let wins: Vec<(usize, &[f32])> = batch
+        .iter()
+        .enumerate()
+        .flat_map(|(i, (_, s))| crate::mel::windows(s).into_iter().map(move |w| (i, w)))
+        .collect();
     // outputs[layer][window]
     let mut outputs: Vec<Vec<Tensor>> = opts.layers.iter().map(|_| Vec::new()).collect();
     for chunk in wins.chunks(opts.batch_size.max(1)) {

@@ -14,6 +14,12 @@ pub const HOP_LENGTH: usize = 160;
 pub const CHUNK_SECONDS: usize = 30;
 /// 30 s of samples: every clip is padded or truncated to this before the STFT.
 pub const N_SAMPLES: usize = CHUNK_SECONDS * SAMPLE_RATE;
+/// One clip cut into 30 s windows (the last one shorter), as long clips are run: every window
+/// but the last gives a whole number of frames at every layer, so their frames concatenate.
+pub fn windows(samples: &[f32]) -> Vec<&[f32]> {
+    samples.chunks(N_SAMPLES).collect()
+}
+
 /// Mel frames per 30 s chunk (the last STFT frame is dropped).
 pub const N_FRAMES: usize = N_SAMPLES / HOP_LENGTH;
 /// Filterbank upper edge, hard-coded in transformers (not sr/2).

@@ -22,13 +22,8 @@ pub fn write_f32(path: &Path, t: &Tensor) -> Result<()> {
 /// Checks that the header's shape describes exactly the bytes the file holds, before
 /// ndarray-npy allocates what the header claims.
 fn check_size(path: &Path, item_bytes: usize) -> Result<()> {
-    use std::io::Read;
-    let mut head = Vec::new();
-    let mut file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let len = file.metadata()?.len();
-    file.by_ref().take(1 << 16).read_to_end(&mut head).with_context(|| format!("reading {}", path.display()))?;
-    let header =
-        crate::store::parse_npy_header(&head).with_context(|| format!("{}: bad .npy header", path.display()))?;
+    let len = std::fs::metadata(path).with_context(|| format!("opening {}", path.display()))?.len();
+    let header = crate::store::read_npy_header(path).with_context(|| format!("{}: bad .npy header", path.display()))?;
     let needed = header.shape.iter().try_fold(item_bytes, |n, &d| n.checked_mul(d));
     let holds = len.saturating_sub(header.data_offset as u64);
     anyhow::ensure!(

@@ -21,11 +21,17 @@ pub struct OutputDir<'a> {
 }
 
 /// Never resumable.
-pub fn fresh_only(_: &Path) -> bool {
+fn fresh_only(_: &Path) -> bool {
     false
 }
 
-impl OutputDir<'_> {
+impl<'a> OutputDir<'a> {
+    /// A folder the command does not resume, with no other way out than `--force`; set
+    /// `resumable` or `alternative` on the result where the command has them.
+    pub fn new(path: &'a Path, what: &'a str, force: bool) -> Self {
+        OutputDir { path, what, force, resumable: &fresh_only, alternative: "" }
+    }
+
     /// Checks the folder against the policy and creates it when missing.
     pub fn claim(&self) -> Result<()> {
         let path = self.path;

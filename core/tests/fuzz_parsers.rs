@@ -21,6 +21,8 @@
 //!
 //! A failing input is kept under `$TMPDIR/audiosae-fuzz-PID/` and its path printed.
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
@@ -32,6 +34,8 @@ use audiosae::corpus::Corpus;
 use audiosae::store::{ItemMeta, ModelRef, StoreConfig, StoreDType, StoreReader, StoreWriter};
 use audiosae::textgrid::{frame_labels, PhoneSet, TextGrid, TierName};
 use audiosae::FrameTiming;
+use audiosae_plugin_api::ffi::panic_message;
+use common::{ct2_model, f32_bytes};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -206,14 +210,7 @@ fn fuzz(target: &str, seeds: Vec<Vec<u8>>, name: &str, check: impl Fn(&Path) + S
             let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| check(&worker_path)));
             let largest = LARGEST.with(Cell::get);
             let failure = match outcome {
-                Err(panic) => Some(format!(
-                    "panicked: {}",
-                    panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default()
-                )),
+                Err(panic) => Some(format!("panicked: {}", panic_message(panic.as_ref()).unwrap_or_default())),
                 Ok(()) if largest > allowed_allocation(input.len()) => {
                     Some(format!("allocated {largest} bytes at once for {} bytes of input", input.len()))
                 }
@@ -422,42 +419,17 @@ fn fuzz_corpus_manifest() {
     });
 }
 
-/// A CTranslate2 model.bin (version 6) with a float matrix, an int8 one, a scalar and an alias.
+/// A CTranslate2 model.bin with a float matrix, an int8 one, a scalar and an alias.
 fn ct2_bytes() -> Vec<u8> {
-    let mut b: Vec<u8> = Vec::new();
-    let string = |b: &mut Vec<u8>, s: &str| {
-        b.extend((s.len() as u16 + 1).to_le_bytes());
-        b.extend(s.as_bytes());
-        b.push(0);
-    };
-    b.extend(6u32.to_le_bytes());
-    string(&mut b, "WhisperSpec");
-    b.extend(3u32.to_le_bytes());
-    b.extend(3u32.to_le_bytes());
-    string(&mut b, "encoder/w");
-    b.push(2);
-    b.extend(2u32.to_le_bytes());
-    b.extend(3u32.to_le_bytes());
-    b.push(0);
-    b.extend(24u32.to_le_bytes());
-    for v in [1f32, 2., 3., 4., 5., 6.] {
-        b.extend(v.to_le_bytes());
-    }
-    string(&mut b, "encoder/q");
-    b.push(1);
-    b.extend(4u32.to_le_bytes());
-    b.push(1);
-    b.extend(4u32.to_le_bytes());
-    b.extend([1u8, 2, 3, 4]);
-    string(&mut b, "encoder/num_heads");
-    b.push(0);
-    b.push(3);
-    b.extend(4u32.to_le_bytes());
-    b.extend(6i32.to_le_bytes());
-    b.extend(1u32.to_le_bytes());
-    string(&mut b, "encoder/alias");
-    string(&mut b, "encoder/w");
-    b
+    let w = f32_bytes(&[1., 2., 3., 4., 5., 6.]);
+    ct2_model(
+        &[
+            ("encoder/w", &[2, 3], 0, &w),
+            ("encoder/q", &[4], 1, &[1, 2, 3, 4]),
+            ("encoder/num_heads", &[], 3, &6i32.to_le_bytes()),
+        ],
+        &[("encoder/alias", "encoder/w")],
+    )
 }
 
 #[test]

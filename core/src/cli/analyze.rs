@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use crate::device::DType;
-use crate::output::{fresh_only, OutputDir};
+use crate::output::OutputDir;
 use crate::plugins::{discover, search_dirs, Analysis};
 use crate::textgrid::PhoneSet;
 
@@ -74,8 +74,7 @@ pub fn list(_command: PluginsCommand) -> Result<()> {
 }
 
 pub fn run(args: AnalyzeArgs) -> Result<()> {
-    OutputDir { path: &args.out, what: "a plugin report", force: args.force, resumable: &fresh_only, alternative: "" }
-        .claim()?;
+    OutputDir::new(&args.out, "a plugin report", args.force).claim()?;
     let analysis = Analysis {
         plugin: args.plugin,
         saes: args.sae,

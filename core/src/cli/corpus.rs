@@ -1,6 +1,6 @@
 //! `audiosae corpus demo|stats`: build the aligned demo corpus, describe a corpus.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -42,8 +42,7 @@ pub fn run(command: CorpusCommand) -> Result<()> {
     match command {
         CorpusCommand::Demo { out, minutes, force } => {
             let opts = DemoOptions::new(out, minutes);
-            let resumable = |dir: &Path| demo::is_demo_corpus(dir);
-            OutputDir { path: &opts.out, what: "the demo corpus", force, resumable: &resumable, alternative: "" }
+            OutputDir { resumable: &demo::is_demo_corpus, ..OutputDir::new(&opts.out, "the demo corpus", force) }
                 .claim()?;
             let (corpus, report) = demo::build(&opts)?;
             // Audio without any TextGrid is common in the sources (unaligned test clips): count it.

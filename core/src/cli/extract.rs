@@ -63,14 +63,11 @@ impl StoreArgs {
     /// OUT must be new, empty, a store to resume, or (several layers) a folder of stores.
     fn claim(&self, out: &Path) -> Result<()> {
         let resumable = |dir: &Path| {
-            let is_store = |d: &Path| Manifest::path(d).is_file();
-            is_store(dir)
+            Manifest::is_in(dir)
                 || std::fs::read_dir(dir)
-                    .map(|entries| entries.filter_map(|e| e.ok()).any(|e| is_store(&e.path())))
-                    .unwrap_or(false)
+                    .is_ok_and(|entries| entries.filter_map(|e| e.ok()).any(|e| Manifest::is_in(&e.path())))
         };
-        OutputDir { path: out, what: "an activation store", force: self.force, resumable: &resumable, alternative: "" }
-            .claim()
+        OutputDir { resumable: &resumable, ..OutputDir::new(out, "an activation store", self.force) }.claim()
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use tch::Device;
 
-use crate::output::{fresh_only, refuse_in_place, OutputDir};
+use crate::output::{refuse_in_place, OutputDir};
 use crate::sae::checkpoint::{self, ExportFormat};
 use crate::sae::config::{Arch, ComputeDType, Decay, Resample, TrainConfig};
 use crate::sae::data::{BatchSource, InMemorySource, ItemSource};
@@ -183,28 +183,25 @@ pub struct TrainFlags {
     pub compute_dtype: Option<ComputeDType>,
 }
 
-/// A finite number greater than 0.
+/// A number for a value parser: finite (a fraction also), and accepted by `ok`, else an error
+/// that says what `what` it should be.
+fn parse_number(s: &str, ok: impl Fn(f64) -> bool, what: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && ok(v) => Ok(v),
+        _ => Err(format!("{s:?} is not {what}")),
+    }
+}
+
 fn positive(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number greater than 0")),
-    }
+    parse_number(s, |v| v > 0.0, "a number greater than 0")
 }
 
-/// A fraction strictly between 0 and 1.
 fn fraction(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v > 0.0 && v < 1.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a fraction between 0 and 1 (exclusive)")),
-    }
+    parse_number(s, |v| v > 0.0 && v < 1.0, "a fraction between 0 and 1 (exclusive)")
 }
 
-/// A finite number of 0 or more.
 fn non_negative(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
-        _ => Err(format!("{s:?} is not a number of 0 or more")),
-    }
+    parse_number(s, |v| v >= 0.0, "a number of 0 or more")
 }
 
 fn parse_decay(s: &str) -> Result<Decay> {
@@ -308,8 +305,7 @@ pub fn run(command: SaeCommand) -> Result<()> {
         SaeCommand::Eval { sae, data, out, max_frames, device, force } => {
             let device = crate::device::parse_device(&device)?;
             let out = out.unwrap_or_else(|| sae.join("eval"));
-            let alternative = " with --out";
-            OutputDir { path: &out, what: "evaluation results", force, resumable: &fresh_only, alternative }.claim()?;
+            OutputDir { alternative: " with --out", ..OutputDir::new(&out, "evaluation results", force) }.claim()?;
             let m = eval_sae(&sae, &data.open()?, max_frames, &out, device)?;
             println!("{}", serde_json::to_string_pretty(&summary(&m))?);
             Ok(())
@@ -317,8 +313,7 @@ pub fn run(command: SaeCommand) -> Result<()> {
         SaeCommand::Sweep(a) => sweep_cmd(*a),
         SaeCommand::Export { sae, format, out, force } => {
             refuse_in_place(&sae, &out, "the export")?;
-            OutputDir { path: &out, what: "the exported SAE", force, resumable: &fresh_only, alternative: "" }
-                .claim()?;
+            OutputDir::new(&out, "the exported SAE", force).claim()?;
             checkpoint::export(&sae, &out, format)?;
             eprintln!("exported {} -> {} ({format:?})", sae.display(), out.display());
             Ok(())
@@ -333,7 +328,7 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         } else {
             ""
         };
-        OutputDir { path: &a.out, what: "an SAE", force: a.force, resumable: &fresh_only, alternative }.claim()?;
+        OutputDir { alternative, ..OutputDir::new(&a.out, "an SAE", a.force) }.claim()?;
     }
     let data = a.data.open()?;
     let cfg = if a.resume {
@@ -389,14 +384,7 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
         println!("{}", points.len());
         return Ok(());
     }
-    OutputDir {
-        path: &a.out,
-        what: "a sweep",
-        force: a.force,
-        resumable: &|dir: &Path| sweep::is_sweep_dir(dir),
-        alternative: "",
-    }
-    .claim()?;
+    OutputDir { resumable: &sweep::is_sweep_dir, ..OutputDir::new(&a.out, "a sweep", a.force) }.claim()?;
     if !a.collect {
         let data = a.data.open()?;
         let chosen: Vec<&SweepPoint> = match a.index {

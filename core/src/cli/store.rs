@@ -1,6 +1,6 @@
 //! `audiosae store verify|info|merge`: check, describe and merge activation stores.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
@@ -52,9 +52,7 @@ pub fn run(command: StoreCommand) -> Result<()> {
             Ok(())
         }
         StoreCommand::Merge { out, inputs, force } => {
-            let resumable = |dir: &Path| Manifest::path(dir).is_file();
-            OutputDir { path: &out, what: "the merged store", force, resumable: &resumable, alternative: "" }
-                .claim()?;
+            OutputDir { resumable: &Manifest::is_in, ..OutputDir::new(&out, "the merged store", force) }.claim()?;
             let summary = store::merge(&out, &inputs, true)?;
             println!(
                 "{}: merged {} stores: {} items copied, {} already there, {} frames",

@@ -238,8 +238,9 @@ pub fn write_textgrid(tg: &crate::textgrid::TextGrid) -> Result<()> {
 pub fn audio_duration_s(path: &Path) -> Result<f64> {
     if let Ok(r) = hound::WavReader::open(path) {
         // A header with rate 0 falls through to the decoder, whose error names the problem.
-        if r.spec().sample_rate > 0 {
-            return Ok(f64::from(r.duration()) / f64::from(r.spec().sample_rate));
+        let rate = r.spec().sample_rate;
+        if rate > 0 {
+            return Ok(f64::from(r.duration()) / f64::from(rate));
         }
     }
     let (samples, rate, _) = crate::audio::decode_mono(path)?;

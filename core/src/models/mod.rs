@@ -231,7 +231,7 @@ impl AudioModel {
         if samples.len() <= crate::mel::N_SAMPLES {
             return Ok(self.features_batch(&[samples], layer)?.remove(0));
         }
-        let windows: Vec<&[f32]> = samples.chunks(crate::mel::N_SAMPLES).collect();
+        let windows = crate::mel::windows(samples);
         let mut parts = Vec::with_capacity(windows.len());
         for pass in windows.chunks(WINDOWS_PER_PASS) {
             parts.extend(self.features_batch(pass, layer)?);

@@ -259,6 +259,11 @@ impl Manifest {
         dir.join(MANIFEST_FILE)
     }
 
+    /// Whether `dir` holds a store (a manifest; whether it reads is `load`'s question).
+    pub fn is_in(dir: &Path) -> bool {
+        Self::path(dir).is_file()
+    }
+
     /// Reads `dir/manifest.json`, with a clear error when `dir` is not a store, and refuses a
     /// manifest whose shard sizes or item ranges do not add up (see [`Manifest::layout_problems`]),
     /// so that readers can index shards with its numbers.

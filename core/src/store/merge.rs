@@ -55,7 +55,7 @@ pub fn merge(out: &Path, inputs: &[PathBuf], progress: bool) -> Result<MergeSumm
             }
         }
     }
-    let mut writer = if Manifest::path(out).is_file() {
+    let mut writer = if Manifest::is_in(out) {
         let w = StoreWriter::open(out)?;
         ensure!(!w.manifest().finished, "{} is already a finished store; merge into a new directory", out.display());
         let diff = first.config().differences(w.config(), false);

@@ -23,7 +23,7 @@ mod writer;
 
 pub use manifest::{ItemEntry, ItemMeta, ItemSlice, Manifest, ModelRef, ShardEntry, StoreConfig, StoreDType};
 pub use merge::{merge, MergeSummary};
-pub use npy_header::{npy_header, parse_npy_header, NpyHeader};
+pub use npy_header::{npy_header, parse_npy_header, read_npy_header, NpyHeader};
 pub use reader::{Batch, ItemFrames, StoreReader};
 pub use sampler::{EpochSampler, IidSampler, RowSet};
 pub use verify::{verify, VerifyReport};

@@ -34,6 +34,14 @@ pub fn npy_header(descr: &str, rows: usize, d: usize) -> Vec<u8> {
     out
 }
 
+/// Reads and parses the header of the `.npy` file at `path` (headers are far below 64 KiB).
+pub fn read_npy_header(path: &std::path::Path) -> Result<NpyHeader> {
+    use std::io::Read;
+    let mut head = Vec::new();
+    std::fs::File::open(path)?.take(1 << 16).read_to_end(&mut head)?;
+    parse_npy_header(&head)
+}
+
 /// Parses the header at the start of `bytes` (which may hold the whole file).
 pub fn parse_npy_header(bytes: &[u8]) -> Result<NpyHeader> {
     ensure!(bytes.len() >= 10 && &bytes[..6] == MAGIC, "not an .npy file (bad magic bytes)");

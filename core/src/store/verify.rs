@@ -1,8 +1,7 @@
 //! `audiosae store verify`: every check a store can fail, with one message per problem.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs;
 use std::path::Path;
 
 use anyhow::Result;
@@ -10,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::files::{is_shard_file_name, sha256_file, TMP_SUFFIX};
 use super::manifest::{Manifest, ShardEntry, StoreConfig};
-use super::npy_header::parse_npy_header;
+use super::npy_header::read_npy_header;
 
 /// What `verify` found.
 #[derive(Debug)]
@@ -75,9 +74,7 @@ fn check_shard(dir: &Path, s: &ShardEntry, c: &StoreConfig, bar: &ProgressBar) -
         bar.inc(s.bytes);
         return Err(format!("{name}: {len} bytes, the manifest says {} (truncated or overwritten)", s.bytes));
     }
-    let mut head = vec![0u8; len.min(1 << 16) as usize];
-    File::open(&path).and_then(|mut f| f.read_exact(&mut head)).map_err(|e| format!("{name}: {e}"))?;
-    let header = parse_npy_header(&head).map_err(|e| format!("{name}: {e:#}"))?;
+    let header = read_npy_header(&path).map_err(|e| format!("{name}: {e:#}"))?;
     if header.descr != c.dtype.npy_descr() || header.fortran_order || header.shape != [s.rows, c.d] {
         bar.inc(s.bytes);
         return Err(format!(

@@ -120,7 +120,7 @@ impl StoreWriter {
 
     /// Opens the store in `dir` if there is one (its config must equal `config`), else creates it.
     pub fn open_or_create(dir: &Path, config: StoreConfig) -> Result<Self> {
-        if !Manifest::path(dir).is_file() {
+        if !Manifest::is_in(dir) {
             return Self::create(dir, config);
         }
         let writer = Self::open(dir)?;

@@ -80,12 +80,10 @@ fn lex(text: &str, path: &Path) -> Result<Vec<Token>, TextGridError> {
     let mut tokens = Vec::new();
     let mut chars = text.char_indices().peekable();
     let mut line = 1;
+    // Right after `=`, where a value belongs: a string, flag, heading or number ends it, and a
+    // bare word there becomes a `Value::Word` token so the error names its line.
     let mut after_equals = false;
     while let Some(&(start, c)) = chars.peek() {
-        // A string, flag, heading or number is the value after `=`; a bare word there is not.
-        if c == '"' || c == '<' || c == '[' || c.is_ascii_digit() || matches!(c, '-' | '+' | '.') {
-            after_equals = false;
-        }
         match c {
             '\n' => {
                 line += 1;
@@ -101,6 +99,7 @@ fn lex(text: &str, path: &Path) -> Result<Vec<Token>, TextGridError> {
             }
             '"' => {
                 // A string; `""` inside it is an escaped quote. It may span lines.
+                after_equals = false;
                 let open_line = line;
                 chars.next();
                 let mut s = String::new();
@@ -125,6 +124,7 @@ fn lex(text: &str, path: &Path) -> Result<Vec<Token>, TextGridError> {
                 tokens.push(Token { value: Value::Str(s), line: open_line });
             }
             '<' => {
+                after_equals = false;
                 let end = text[start..].find('>').map(|e| start + e);
                 let Some(end) = end else {
                     return Err(TextGridError::Unexpected {
@@ -140,10 +140,12 @@ fn lex(text: &str, path: &Path) -> Result<Vec<Token>, TextGridError> {
                 }
             }
             '[' => {
+                after_equals = false;
                 // `item [3]:` and `intervals [12]:` headings of the long format.
                 while chars.next().is_some_and(|(_, c)| c != ']') {}
             }
             c if c.is_ascii_digit() || c == '-' || c == '+' || c == '.' => {
+                after_equals = false;
                 let mut end = start;
                 while let Some(&(i, c)) = chars.peek() {
                     if c.is_whitespace() {

@@ -64,6 +64,11 @@ impl F32Sink {
     }
 }
 
+/// The message of a caught panic, when its payload is text (`panic!` with a message always is).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> Option<String> {
+    payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned())
+}
+
 /// Runs `f`, turning its error or panic into a status and a message on `error`.
 pub fn guarded(error: ByteSink, f: impl FnOnce() -> Result<(), Error>) -> Status {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -73,11 +78,7 @@ pub fn guarded(error: ByteSink, f: impl FnOnce() -> Result<(), Error>) -> Status
             STATUS_ERROR
         }
         Err(panic) => {
-            let msg = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "non-string panic payload".into());
+            let msg = panic_message(panic.as_ref()).unwrap_or_else(|| "non-string panic payload".into());
             error.send(format!("panicked: {msg}").as_bytes());
             STATUS_PANIC
         }
