@@ -189,78 +189,187 @@ impl Ct2Model {
     }
 }
 
-/// Maps a CTranslate2 Whisper checkpoint's encoder to transformers' `WhisperEncoder` names
-/// (`encoder.conv1.weight`, `encoder.layers.N.self_attn.q_proj.weight`, ...), splitting the
-/// fused QKV projection. Returns the tensors (f32, CPU) and the number of attention heads.
-pub fn whisper_encoder_tensors(model: &Ct2Model) -> Result<(HashMap<String, Tensor>, Option<i64>)> {
+/// Splits the fused projection `{prefix}/weight` `[n*d, d]` and `{prefix}/bias` `[n*d]` into
+/// `n` `(weight, bias)` pairs of `[d, d]` and `[d]`. The shapes come from the file, so they are
+/// checked before anything is split or indexed.
+fn split_fused(model: &Ct2Model, prefix: &str, n: i64) -> Result<Vec<(Tensor, Tensor)>> {
+    let w = model.float(&format!("{prefix}/weight"))?;
+    let b = model.float(&format!("{prefix}/bias"))?;
+    let (w_shape, b_shape) = (w.size(), b.size());
+    let d = if w_shape.len() == 2 { w_shape[1] } else { 0 };
+    ensure!(
+        d > 0 && w_shape[0] == n * d && b_shape == [n * d],
+        "{}: fused projection {prefix} is {w_shape:?} with bias {b_shape:?}, not [{n}d, d] and [{n}d]",
+        model.path.display()
+    );
+    Ok(w.split(d, 0).into_iter().zip(b.split(d, 0)).map(|(w, b)| (w.contiguous(), b.contiguous())).collect())
+}
+
+/// Whisper's key projections have no bias: CTranslate2 stores zeros in the fused one.
+fn ensure_zero_key_bias(model: &Ct2Model, prefix: &str, bias: &Tensor) -> Result<()> {
+    ensure!(
+        bias.abs().max().double_value(&[]) == 0.0,
+        "{}: {prefix} has a non-zero key bias, which Whisper does not have",
+        model.path.display()
+    );
+    Ok(())
+}
+
+/// Copies `(CTranslate2 name, canonical name)` pairs, `{src}` and `{dst}` prefixed.
+fn copy_all(
+    model: &Ct2Model,
+    out: &mut HashMap<String, Tensor>,
+    src: &str,
+    dst: &str,
+    pairs: &[(&str, &str)],
+) -> Result<()> {
+    for (s, d) in pairs {
+        out.insert(format!("{dst}{d}"), model.float(&format!("{src}{s}"))?);
+    }
+    Ok(())
+}
+
+/// The pre-LN MLP of a layer, the same in encoder and decoder.
+const FFN: [(&str, &str); 6] = [
+    ("ffn/layer_norm/gamma", "final_layer_norm.weight"),
+    ("ffn/layer_norm/beta", "final_layer_norm.bias"),
+    ("ffn/linear_0/weight", "fc1.weight"),
+    ("ffn/linear_0/bias", "fc1.bias"),
+    ("ffn/linear_1/weight", "fc2.weight"),
+    ("ffn/linear_1/bias", "fc2.bias"),
+];
+
+/// Self-attention with fused QKV (`self_attention/linear_0`) into `{dst}self_attn.*`.
+fn self_attention(model: &Ct2Model, out: &mut HashMap<String, Tensor>, src: &str, dst: &str) -> Result<()> {
+    let mut qkv = split_fused(model, &format!("{src}self_attention/linear_0"), 3)?.into_iter();
+    let (q, k, v) = (qkv.next().unwrap(), qkv.next().unwrap(), qkv.next().unwrap());
+    ensure_zero_key_bias(model, &format!("{src}self_attention/linear_0"), &k.1)?;
+    for (name, t) in [
+        ("q_proj.weight", q.0),
+        ("q_proj.bias", q.1),
+        ("k_proj.weight", k.0),
+        ("v_proj.weight", v.0),
+        ("v_proj.bias", v.1),
+    ] {
+        out.insert(format!("{dst}self_attn.{name}"), t);
+    }
+    copy_all(
+        model,
+        out,
+        src,
+        dst,
+        &[
+            ("self_attention/linear_1/weight", "self_attn.out_proj.weight"),
+            ("self_attention/linear_1/bias", "self_attn.out_proj.bias"),
+            ("self_attention/layer_norm/gamma", "self_attn_layer_norm.weight"),
+            ("self_attention/layer_norm/beta", "self_attn_layer_norm.bias"),
+        ],
+    )
+}
+
+fn count_layers(model: &Ct2Model, stack: &str) -> usize {
+    (0..).take_while(|i| model.contains(&format!("{stack}/layer_{i}/self_attention/linear_0/weight"))).count()
+}
+
+fn ensure_whisper(model: &Ct2Model) -> Result<()> {
     ensure!(
         model.spec.is_empty() || model.spec == "WhisperSpec",
         "{}: CTranslate2 spec is {}, not WhisperSpec",
         model.path.display(),
         model.spec
     );
+    Ok(())
+}
+
+/// Maps a CTranslate2 Whisper checkpoint's encoder to transformers' `WhisperEncoder` names
+/// (`encoder.conv1.weight`, `encoder.layers.N.self_attn.q_proj.weight`, ...), splitting the
+/// fused QKV projection. Returns the tensors (f32, CPU) and the number of attention heads.
+pub fn whisper_encoder_tensors(model: &Ct2Model) -> Result<(HashMap<String, Tensor>, Option<i64>)> {
+    ensure_whisper(model)?;
     ensure!(
         !model.contains("encoder/layer_0/self_attention/queries_scale"),
         "{}: custom queries_scale is not supported",
         model.path.display()
     );
     let mut out = HashMap::new();
-    let mut put = |name: String, t: Tensor| {
-        out.insert(name, t);
-    };
-    for (src, dst) in [
-        ("encoder/conv1/weight", "encoder.conv1.weight"),
-        ("encoder/conv1/bias", "encoder.conv1.bias"),
-        ("encoder/conv2/weight", "encoder.conv2.weight"),
-        ("encoder/conv2/bias", "encoder.conv2.bias"),
-        ("encoder/position_encodings/encodings", "encoder.embed_positions.weight"),
-        ("encoder/layer_norm/gamma", "encoder.layer_norm.weight"),
-        ("encoder/layer_norm/beta", "encoder.layer_norm.bias"),
-    ] {
-        put(dst.to_string(), model.float(src)?);
-    }
-    let n_layers =
-        (0..).take_while(|i| model.contains(&format!("encoder/layer_{i}/self_attention/linear_0/weight"))).count();
+    copy_all(
+        model,
+        &mut out,
+        "encoder/",
+        "encoder.",
+        &[
+            ("conv1/weight", "conv1.weight"),
+            ("conv1/bias", "conv1.bias"),
+            ("conv2/weight", "conv2.weight"),
+            ("conv2/bias", "conv2.bias"),
+            ("position_encodings/encodings", "embed_positions.weight"),
+            ("layer_norm/gamma", "layer_norm.weight"),
+            ("layer_norm/beta", "layer_norm.bias"),
+        ],
+    )?;
+    let n_layers = count_layers(model, "encoder");
     ensure!(n_layers > 0, "{}: no encoder layers found", model.path.display());
     for i in 0..n_layers {
-        let src = |s: &str| format!("encoder/layer_{i}/{s}");
-        let dst = |s: &str| format!("encoder.layers.{i}.{s}");
-        let qkv_w = model.float(&src("self_attention/linear_0/weight"))?;
-        let qkv_b = model.float(&src("self_attention/linear_0/bias"))?;
-        // Shapes come from the file: checked before they split or index anything.
-        let (w_shape, b_shape) = (qkv_w.size(), qkv_b.size());
-        let d = if w_shape.len() == 2 { w_shape[1] } else { 0 };
-        ensure!(
-            d > 0 && w_shape[0] == 3 * d && b_shape == [3 * d],
-            "{}: fused QKV of layer {i} is {w_shape:?} with bias {b_shape:?}, not [3d, d] and [3d]",
-            model.path.display()
-        );
-        let w = qkv_w.split(d, 0);
-        let b = qkv_b.split(d, 0);
-        ensure!(
-            b[1].abs().max().double_value(&[]) == 0.0,
-            "{}: layer {i} has a non-zero key bias, which Whisper does not have",
-            model.path.display()
-        );
-        put(dst("self_attn.q_proj.weight"), w[0].contiguous());
-        put(dst("self_attn.k_proj.weight"), w[1].contiguous());
-        put(dst("self_attn.v_proj.weight"), w[2].contiguous());
-        put(dst("self_attn.q_proj.bias"), b[0].contiguous());
-        put(dst("self_attn.v_proj.bias"), b[2].contiguous());
-        for (s, d2) in [
-            ("self_attention/linear_1/weight", "self_attn.out_proj.weight"),
-            ("self_attention/linear_1/bias", "self_attn.out_proj.bias"),
-            ("self_attention/layer_norm/gamma", "self_attn_layer_norm.weight"),
-            ("self_attention/layer_norm/beta", "self_attn_layer_norm.bias"),
-            ("ffn/layer_norm/gamma", "final_layer_norm.weight"),
-            ("ffn/layer_norm/beta", "final_layer_norm.bias"),
-            ("ffn/linear_0/weight", "fc1.weight"),
-            ("ffn/linear_0/bias", "fc1.bias"),
-            ("ffn/linear_1/weight", "fc2.weight"),
-            ("ffn/linear_1/bias", "fc2.bias"),
-        ] {
-            put(dst(d2), model.float(&src(s))?);
-        }
+        let (src, dst) = (format!("encoder/layer_{i}/"), format!("encoder.layers.{i}."));
+        self_attention(model, &mut out, &src, &dst)?;
+        copy_all(model, &mut out, &src, &dst, &FFN)?;
     }
     Ok((out, model.scalar_i64("encoder/num_heads")))
+}
+
+/// The decoder of a CTranslate2 Whisper checkpoint under transformers' `WhisperDecoder` names
+/// (`decoder.embed_tokens.weight`, `decoder.layers.N.encoder_attn.k_proj.weight`, ...): fused
+/// self-attention QKV and cross-attention KV are split; `decoder/projection` is an alias of
+/// the embedding (tied), so no `proj_out` is written. Returns the tensors (f32, CPU), the number
+/// of heads and whether token embeddings are scaled by sqrt(d).
+pub fn whisper_decoder_tensors(model: &Ct2Model) -> Result<(HashMap<String, Tensor>, Option<i64>, bool)> {
+    ensure_whisper(model)?;
+    ensure!(
+        model.scalar_i64("decoder/pre_norm").unwrap_or(1) == 1,
+        "{}: decoder/pre_norm is false; Whisper's decoder is pre-LN",
+        model.path.display()
+    );
+    let mut out = HashMap::new();
+    copy_all(
+        model,
+        &mut out,
+        "decoder/",
+        "decoder.",
+        &[
+            ("embeddings/weight", "embed_tokens.weight"),
+            ("position_encodings/encodings", "embed_positions.weight"),
+            ("layer_norm/gamma", "layer_norm.weight"),
+            ("layer_norm/beta", "layer_norm.bias"),
+        ],
+    )?;
+    let n_layers = count_layers(model, "decoder");
+    ensure!(n_layers > 0, "{}: no decoder layers found", model.path.display());
+    for i in 0..n_layers {
+        let (src, dst) = (format!("decoder/layer_{i}/"), format!("decoder.layers.{i}."));
+        self_attention(model, &mut out, &src, &dst)?;
+        copy_all(model, &mut out, &src, &dst, &FFN)?;
+        // Cross-attention: linear_0 is q, linear_1 fused k and v, linear_2 the output.
+        let mut kv = split_fused(model, &format!("{src}attention/linear_1"), 2)?.into_iter();
+        let (k, v) = (kv.next().unwrap(), kv.next().unwrap());
+        ensure_zero_key_bias(model, &format!("{src}attention/linear_1"), &k.1)?;
+        out.insert(format!("{dst}encoder_attn.k_proj.weight"), k.0);
+        out.insert(format!("{dst}encoder_attn.v_proj.weight"), v.0);
+        out.insert(format!("{dst}encoder_attn.v_proj.bias"), v.1);
+        copy_all(
+            model,
+            &mut out,
+            &src,
+            &dst,
+            &[
+                ("attention/linear_0/weight", "encoder_attn.q_proj.weight"),
+                ("attention/linear_0/bias", "encoder_attn.q_proj.bias"),
+                ("attention/linear_2/weight", "encoder_attn.out_proj.weight"),
+                ("attention/linear_2/bias", "encoder_attn.out_proj.bias"),
+                ("attention/layer_norm/gamma", "encoder_attn_layer_norm.weight"),
+                ("attention/layer_norm/beta", "encoder_attn_layer_norm.bias"),
+            ],
+        )?;
+    }
+    let scale_embedding = model.scalar_i64("decoder/scale_embeddings").unwrap_or(0) != 0;
+    Ok((out, model.scalar_i64("decoder/num_heads"), scale_embedding))
 }

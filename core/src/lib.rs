@@ -24,6 +24,7 @@ pub mod sae;
 pub mod store;
 pub mod textgrid;
 pub mod timing;
+pub mod transcribe;
 pub mod weights;
 
 pub use timing::FrameTiming;

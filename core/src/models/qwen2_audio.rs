@@ -120,12 +120,24 @@ impl Qwen2Audio {
             let bias = self.key_bias(feat_lens, h.size()[1], features.device(), enc.kind());
             let n = if pooled { enc.n_layers() } else { keep.iter().max().map_or(0, |m| m + 1) };
             let (h, kept) = enc.run_layers(h, Some(&bias), n, keep);
-            // AvgPool1d(2, 2) over time, then the final LayerNorm (after the pool).
-            let out = pooled.then(|| {
-                let p = h.transpose(1, 2).avg_pool1d([2], [2], [0], false, true).transpose(1, 2);
-                enc.layer_norm.forward(&p)
-            });
-            Ok((out, kept))
+            Ok((pooled.then(|| self.pool_and_norm(&h)), kept))
+        })
+    }
+
+    /// AvgPool1d(2, 2) over time, then the tower's final LayerNorm (after the pool).
+    fn pool_and_norm(&self, h: &Tensor) -> Tensor {
+        let p = h.transpose(1, 2).avg_pool1d([2], [2], [0], false, true).transpose(1, 2);
+        self.audio_tower.layer_norm.forward(&p)
+    }
+
+    /// The pooled and normed tower output when `h` `[B, P, d]` is the raw output of tower layer
+    /// `start - 1` (with the same key-padding mask): how an edited layer reaches the projector.
+    pub fn resume_tower(&self, h: &Tensor, feat_lens: &[usize], start: usize) -> Result<Tensor> {
+        tch::no_grad(|| {
+            let enc = &self.audio_tower;
+            let bias = self.key_bias(feat_lens, h.size()[1], h.device(), enc.kind());
+            let h = enc.run_layers_from(h.shallow_clone(), Some(&bias), start);
+            Ok(self.pool_and_norm(&h))
         })
     }
 

@@ -12,9 +12,9 @@ use super::layers::{Activation, Conv1d, LayerNorm, Linear};
 use crate::weights::Weights;
 
 /// PyTorch's default LayerNorm eps, used by every Whisper/Qwen2-Audio encoder norm.
-const LAYER_NORM_EPS: f64 = 1e-5;
+pub(super) const LAYER_NORM_EPS: f64 = 1e-5;
 /// fp16 activations are clamped to finfo(f16).max - 1000 after each layer (transformers).
-const F16_CLAMP: f64 = 65504.0 - 1000.0;
+pub(super) const F16_CLAMP: f64 = 65504.0 - 1000.0;
 
 /// Encoder fields of `WhisperConfig` / `Qwen2AudioEncoderConfig` (same names in both).
 #[derive(Debug, Clone, Deserialize)]
@@ -69,9 +69,11 @@ impl std::str::FromStr for AttentionImpl {
     }
 }
 
-/// Self-attention shared by Whisper and Qwen2-Audio (spec §3.4): q is scaled by head_dim^-0.5
-/// before QK, k_proj has no bias.
-struct Attention {
+/// Multi-head attention of Whisper's and Qwen2-Audio's encoder and of Whisper's decoder (spec
+/// §3.4): q is scaled by head_dim^-0.5 before QK, k_proj has no bias. Self-attention projects
+/// q, k and v from the same input; the decoder's cross-attention projects k and v once from the
+/// encoder output ([`Self::key_value`]) and reuses them every step.
+pub(super) struct Attention {
     q_proj: Linear,
     k_proj: Linear,
     v_proj: Linear,
@@ -81,7 +83,8 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(w: &Weights, p: &str, d: i64, n_heads: i64) -> Result<Self> {
+    pub(super) fn load(w: &Weights, p: &str, d: i64, n_heads: i64) -> Result<Self> {
+        anyhow::ensure!(n_heads > 0 && d % n_heads == 0, "{p}: {n_heads} attention heads do not divide the width {d}");
         Ok(Attention {
             q_proj: Linear::load(w, &format!("{p}.q_proj"), d, d, true)?,
             k_proj: Linear::load(w, &format!("{p}.k_proj"), d, d, false)?,
@@ -92,25 +95,52 @@ impl Attention {
         })
     }
 
-    /// `x` `[B, T, d]`; `key_bias` `[B, 1, 1, T]` additive (0 or a large negative) or None.
-    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>, imp: AttentionImpl) -> Tensor {
-        let (b, t, d) = x.size3().unwrap();
-        let heads = |y: Tensor| y.view([b, t, self.n_heads, self.head_dim]).transpose(1, 2);
-        let q = heads(self.q_proj.forward(x) * (self.head_dim as f64).powf(-0.5));
-        let k = heads(self.k_proj.forward(x));
-        let v = heads(self.v_proj.forward(x));
+    /// `[B, T, d]` -> `[B, heads, T, head_dim]`.
+    fn split_heads(&self, y: Tensor) -> Tensor {
+        let (b, t, _) = y.size3().expect("[batch, time, width]");
+        y.view([b, t, self.n_heads, self.head_dim]).transpose(1, 2)
+    }
+
+    /// Scaled queries of `x` `[B, T, d]`, split into heads.
+    pub(super) fn query(&self, x: &Tensor) -> Tensor {
+        self.split_heads(self.q_proj.forward(x) * (self.head_dim as f64).powf(-0.5))
+    }
+
+    /// Keys and values of `x` `[B, S, d]`, split into heads.
+    pub(super) fn key_value(&self, x: &Tensor) -> (Tensor, Tensor) {
+        (self.split_heads(self.k_proj.forward(x)), self.split_heads(self.v_proj.forward(x)))
+    }
+
+    /// Attention of queries `q` over `k`, `v` (all `[B, heads, _, head_dim]`), merged and
+    /// projected: `[B, T, d]`. `bias` is additive (0 or a large negative), broadcast to
+    /// `[B, heads, T, S]`.
+    pub(super) fn attend(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        bias: Option<&Tensor>,
+        imp: AttentionImpl,
+    ) -> Tensor {
+        let (b, _, t, _) = q.size4().expect("[batch, heads, time, head_dim]");
         let ctx = match imp {
-            AttentionImpl::Sdpa => Tensor::scaled_dot_product_attention(&q, &k, &v, key_bias, 0.0, false, 1.0, false),
+            AttentionImpl::Sdpa => Tensor::scaled_dot_product_attention(q, k, v, bias, 0.0, false, 1.0, false),
             AttentionImpl::Eager => {
                 let scores = q.matmul(&k.transpose(2, 3));
-                let scores = match key_bias {
+                let scores = match bias {
                     Some(bias) => scores + bias,
                     None => scores,
                 };
-                scores.softmax(-1, scores.kind()).matmul(&v)
+                scores.softmax(-1, scores.kind()).matmul(v)
             }
         };
-        self.out_proj.forward(&ctx.transpose(1, 2).reshape([b, t, d]))
+        self.out_proj.forward(&ctx.transpose(1, 2).reshape([b, t, self.n_heads * self.head_dim]))
+    }
+
+    /// Self-attention of `x` `[B, T, d]`; `key_bias` `[B, 1, 1, T]` or None.
+    fn forward(&self, x: &Tensor, key_bias: Option<&Tensor>, imp: AttentionImpl) -> Tensor {
+        let (k, v) = self.key_value(x);
+        self.attend(&self.query(x), &k, &v, key_bias, imp)
     }
 }
 
@@ -228,6 +258,16 @@ impl WhisperEncoder {
         (h, kept.into_iter().map(|t| t.expect("kept layers must be below n")).collect())
     }
 
+    /// Runs layers `start..` over `h`, the raw output of layer `start - 1` (or the embedding
+    /// when `start` is 0): how an edited layer output is carried through the rest of the encoder.
+    /// Returns the last layer's raw output.
+    pub fn run_layers_from(&self, mut h: Tensor, key_bias: Option<&Tensor>, start: usize) -> Tensor {
+        for layer in &self.layers[start.min(self.layers.len())..] {
+            h = layer.forward(&h, key_bias, self.attention);
+        }
+        h
+    }
+
     /// Checks that encoder layer `layer` exists.
     pub fn check_layer(&self, layer: usize) -> Result<()> {
         anyhow::ensure!(
@@ -246,11 +286,15 @@ impl WhisperEncoder {
     }
 }
 
-/// Maps a transformers Whisper checkpoint key to `encoder.*`, dropping decoder weights.
-pub fn canonical_name(key: &str) -> Option<String> {
+/// Maps a transformers Whisper checkpoint key to `encoder.*` or, with `with_decoder`,
+/// `decoder.*` (`proj_out.weight` included); decoder weights are dropped otherwise.
+pub fn canonical_name(key: &str, with_decoder: bool) -> Option<String> {
     let k = key.strip_prefix("model.").unwrap_or(key);
     if let Some(rest) = k.strip_prefix("encoder.") {
         return Some(format!("encoder.{rest}"));
+    }
+    if with_decoder && (k.starts_with("decoder.") || k == "proj_out.weight") {
+        return Some(k.to_string());
     }
     let bare = ["conv1.", "conv2.", "embed_positions.", "layers.", "layer_norm."];
     bare.iter().any(|p| k.starts_with(p)).then(|| format!("encoder.{k}"))
@@ -278,9 +322,7 @@ pub fn config_from_tensors(w: &Weights, n_heads: Option<i64>) -> Result<EncoderC
 
 /// Reads `config.json`; for a Whisper checkpoint the encoder fields sit at the top level.
 pub fn read_config(dir: &Path) -> Result<EncoderConfig> {
-    let path = dir.join("config.json");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not a Whisper config", path.display()))
+    super::read_json(&dir.join("config.json")).context("not a Whisper config")
 }
 
 #[cfg(test)]
@@ -288,13 +330,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn all_three_hf_layouts_map_to_the_encoder_and_drop_the_decoder() {
+    fn all_three_hf_layouts_map_to_the_encoder_and_the_decoder_is_kept_only_when_asked() {
         for key in ["model.encoder.layers.3.fc1.weight", "encoder.layers.3.fc1.weight", "layers.3.fc1.weight"] {
-            assert_eq!(canonical_name(key).as_deref(), Some("encoder.layers.3.fc1.weight"), "{key}");
+            assert_eq!(canonical_name(key, true).as_deref(), Some("encoder.layers.3.fc1.weight"), "{key}");
         }
-        assert_eq!(canonical_name("conv1.weight").as_deref(), Some("encoder.conv1.weight"));
-        assert_eq!(canonical_name("model.decoder.layers.0.fc1.weight"), None);
-        assert_eq!(canonical_name("proj_out.weight"), None);
+        assert_eq!(canonical_name("conv1.weight", false).as_deref(), Some("encoder.conv1.weight"));
+        assert_eq!(canonical_name("model.decoder.layers.0.fc1.weight", false), None);
+        assert_eq!(canonical_name("proj_out.weight", false), None);
+        assert_eq!(
+            canonical_name("model.decoder.layers.0.fc1.weight", true).as_deref(),
+            Some("decoder.layers.0.fc1.weight")
+        );
+        assert_eq!(canonical_name("proj_out.weight", true).as_deref(), Some("proj_out.weight"));
     }
 
     #[test]

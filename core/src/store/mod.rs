@@ -21,6 +21,7 @@ mod sampler;
 mod verify;
 mod writer;
 
+pub use files::sha256_bytes;
 pub use manifest::{ItemEntry, ItemMeta, ItemSlice, Manifest, ModelRef, ShardEntry, StoreConfig, StoreDType};
 pub use merge::{merge, MergeSummary};
 pub use npy_header::{npy_header, parse_npy_header, read_npy_header, NpyHeader};
