@@ -1,7 +1,9 @@
-//! `audiosae analyze --plugin interventions` on the tiny Qwen2-Audio fixture: a store of the
-//! clip's projector frames (d = 32) and a ReLU SAE built on them. Masking nothing must reproduce
-//! the baseline exactly (same tokens, KL 0, zero edit); masking units must change the logits; the
-//! controls must run with matched sizes; a wrong SAE width and a run without a model are handled.
+//! `audiosae analyze --plugin interventions` on the tiny Qwen2-Audio fixture (a store of the
+//! clip's projector frames, d = 32) and on the tiny random Whisper generator (a store of its
+//! `encoder.1` frames, d = 64, edits spliced in below the last encoder layer), each with a ReLU
+//! SAE built on them. Masking nothing must reproduce the baseline exactly (same tokens, KL 0, zero
+//! edit); masking units must change the logits; the controls must run with matched sizes and code
+//! mass; a wrong SAE width and a run without a model are handled.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -52,6 +54,25 @@ fn save_relu_sae(dir: &Path, d_in: usize) {
         threshold: Tensor::full([D_SAE as i64], -1.0, (Kind::Float, Device::Cpu)),
     };
     save_sae(dir, &sae, &TrainConfig::default(), 1.0, None).unwrap();
+}
+
+/// A one-item store of `audio` at `layer` of `model`.
+fn save_model_store(dir: &Path, model: &str, layer: LayerSpec, audio: &Path) -> usize {
+    let m = AudioModel::load(fixture(model).to_str().unwrap(), Device::Cpu, Kind::Float, false).unwrap();
+    let f = m.features(&load_clip(audio).unwrap(), layer).unwrap();
+    let d = f.frames.size()[1] as usize;
+    let config = StoreConfig::new(
+        ModelRef { id: model.into(), revision: None },
+        layer.to_string(),
+        f.timing,
+        StoreDType::F32,
+        d,
+    );
+    let mut writer = StoreWriter::create(dir, config).unwrap();
+    let frames = Vec::<f32>::try_from(f.frames.flatten(0, -1)).unwrap();
+    writer.append_item(ItemMeta::new("clip", audio, 4.9), &frames).unwrap();
+    writer.finish().unwrap();
+    d
 }
 
 /// A one-item store of the clip: its projector frames, or (`d` given) random frames of width `d`.
@@ -107,16 +128,30 @@ fn setup(name: &str, width: Option<usize>) -> Setup {
 }
 
 fn analyze(s: &Setup, with_model: bool, params: &[&str]) -> (Output, PathBuf) {
+    let model = with_model.then(|| fixture("qwen2_audio_tiny"));
+    analyze_with(s, model.as_deref(), None, &clip(), params)
+}
+
+fn analyze_with(
+    s: &Setup,
+    model: Option<&Path>,
+    labels: Option<&Path>,
+    clip: &Path,
+    params: &[&str],
+) -> (Output, PathBuf) {
     // A new report folder per call: the CLI refuses to write over an earlier report.
     static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let out = s.dir.join(format!("out-{}", CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_audiosae"));
     cmd.args(["analyze", "--plugin", "interventions", "--device", "cpu", "--out"]).arg(&out);
     cmd.arg("--sae").arg(&s.sae).arg("--store").arg(&s.store);
-    if with_model {
-        cmd.arg("--model").arg(fixture("qwen2_audio_tiny"));
+    if let Some(model) = model {
+        cmd.arg("--model").arg(model);
     }
-    cmd.arg("--param").arg(format!("clip={}", clip().display()));
+    if let Some(labels) = labels {
+        cmd.arg("--labels").arg(labels);
+    }
+    cmd.arg("--param").arg(format!("clip={}", clip.display()));
     for p in params {
         cmd.args(["--param", p]);
     }
@@ -172,6 +207,7 @@ fn masking_units_changes_the_logits_and_the_controls_run() {
     let random: Vec<i64> = tokens(&c["random_units"]["units"]);
     assert_eq!(random.len(), 8);
     assert!(random.iter().all(|&u| u >= 8 && u < D_SAE as i64), "{random:?}");
+    check_control_mass(&sum);
     let noise_norm = c["noise"]["edit_norm"].as_f64().unwrap();
     assert!((noise_norm - edit_norm).abs() <= 1e-3 * edit_norm, "noise {noise_norm} vs edit {edit_norm}");
     for name in ["random_units", "noise"] {
@@ -219,4 +255,62 @@ fn without_a_model_the_frames_and_codes_change() {
     let (before, after) = (edit["target_code_before"].as_f64().unwrap(), edit["target_code_after"].as_f64().unwrap());
     assert!(after < before, "masked units still fire: {before} -> {after}");
     assert!(out.join("code_change.png").exists());
+}
+
+/// The random-unit control moves as much code mass as the chosen units (within 10%).
+fn check_control_mass(sum: &serde_json::Value) {
+    let control = &sum["random_units_control"];
+    let ratio = control["mass_ratio"].as_f64().unwrap();
+    assert!((0.9..=1.1).contains(&ratio), "control code mass ratio {ratio}: {control}");
+    let chosen = sum["conditions"]["edit"]["code_mass"].as_f64().unwrap();
+    assert_eq!(Some(chosen), control["chosen_code_mass"].as_f64());
+    assert!(chosen > 0.0);
+}
+
+#[test]
+fn whisper_interventions_splice_below_the_last_layer_and_score_against_the_reference() {
+    let dir = tmp("whisper");
+    // A labelled copy of the clip: its transcript in a .lab file and its TextGrid beside it.
+    let corpus = dir.join("corpus");
+    std::fs::create_dir_all(&corpus).unwrap();
+    let audio = corpus.join("clip.flac");
+    std::fs::copy(clip(), &audio).unwrap();
+    let reference = "HE BEGAN A CONFUSED COMPLAINT AGAINST THE WIZARD WHO HAD VANISHED BEHIND THE CURTAIN ON THE LEFT";
+    std::fs::write(corpus.join("clip.lab"), reference).unwrap();
+    std::fs::copy(fixture("speech/61-70968-0000.TextGrid"), corpus.join("clip.TextGrid")).unwrap();
+    let (store, sae) = (dir.join("store"), dir.join("sae"));
+    let d = save_model_store(&store, "whisper_tiny_gen", LayerSpec::EncoderLayer(0), &audio);
+    save_relu_sae(&sae, d);
+    let s = Setup { dir, store, sae };
+    let model = fixture("whisper_tiny_gen");
+
+    // Nothing masked: the clean transcription, scored against the reference.
+    let (o, out) = analyze_with(&s, Some(&model), Some(&corpus), &audio, &["units=", "max_new_tokens=30"]);
+    assert!(o.status.success());
+    let sum = summary(&out);
+    assert_eq!(sum["reference"].as_str(), Some(reference));
+    let base = tokens(&sum["baseline"]["tokens"]);
+    assert!(!base.is_empty());
+    assert!(sum["baseline"]["wer_vs_reference"].as_f64().is_some());
+    let edit = &sum["conditions"]["edit"];
+    assert_eq!((tokens(&edit["tokens"]), edit["wer_vs_clean"].as_f64()), (base.clone(), Some(0.0)));
+
+    // Masking 8 units changes the logits; the controls match the edit's mass and norm.
+    let units: Vec<String> = (0..8).map(|u| u.to_string()).collect();
+    let units = format!("units={}", units.join(","));
+    let (o, out) = analyze_with(&s, Some(&model), Some(&corpus), &audio, &[&units, "max_new_tokens=30"]);
+    assert!(o.status.success());
+    let sum = summary(&out);
+    assert!(floats(&sum["conditions"]["edit"]["kl_per_step"]).iter().any(|&k| k > 0.0));
+    check_control_mass(&sum);
+    let table = std::fs::read_to_string(out.join("conditions.csv")).unwrap();
+    assert!(table.lines().next().unwrap().contains("wer_vs_reference"), "{table}");
+
+    // The seed's additive boost runs, and its mass is v per unit and frame.
+    let (o, out) = analyze_with(&s, Some(&model), None, &audio, &["units=1,2", "mode=boost", "add=0.5"]);
+    assert!(o.status.success());
+    let sum = summary(&out);
+    let frames = sum["frames_edited"].as_f64().unwrap();
+    assert!((sum["conditions"]["edit"]["code_mass"].as_f64().unwrap() - frames).abs() < 1e-3);
+    assert!(sum["reference"].is_null(), "no labels, no reference");
 }

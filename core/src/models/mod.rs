@@ -266,6 +266,20 @@ impl AudioModel {
         }
     }
 
+    /// Valid rows of `layer`'s output for a window with `feat_len` valid mel frames (what
+    /// extraction keeps): 20 ms frames before Qwen2-Audio's pool, 40 ms after it.
+    pub fn valid_frames(&self, layer: LayerSpec, feat_len: usize) -> Result<usize> {
+        Ok(match (&self.arch, layer) {
+            (Arch::Qwen2Audio(_), LayerSpec::Projector | LayerSpec::Encoder) => {
+                qwen2_audio::audio_token_count(feat_len)
+            }
+            _ => {
+                self.timing(layer)?;
+                conv_out_len(feat_len)
+            }
+        })
+    }
+
     /// Width of `layer`'s output.
     pub fn dim(&self, layer: LayerSpec) -> Result<usize> {
         self.timing(layer)?;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use audiosae_plugin_api::{Params, Report};
 
-use super::{find, search_dirs, AnalysisHost, CorpusLabels, LoadedPlugin, Qwen2Runner};
+use super::{find, search_dirs, AnalysisHost, CorpusLabels, GeneratorRunner, LoadedPlugin};
 use crate::corpus::Corpus;
 use crate::device::DType;
 use crate::textgrid::PhoneSet;
@@ -83,7 +83,9 @@ impl Analysis {
         let device = crate::device::parse_device(&self.device)?;
         let mut host = AnalysisHost::open(&self.store, &self.saes, labels, device, self.n_mels)?;
         if let Some(model) = &self.model {
-            host.model = Some(Box::new(Qwen2Runner::load(model, device, self.dtype.kind())?));
+            // Interventions splice edits in at the layer the store was extracted from.
+            let layer = host.store_layer()?;
+            host.model = Some(Box::new(GeneratorRunner::load(model, Some(layer), device, self.dtype.kind())?));
         }
         eprintln!("running {} {} ({})", plugin.info.name, plugin.info.version, plugin.path.display());
         let t = Instant::now();

@@ -22,9 +22,9 @@ use crate::timing::FrameTiming;
 
 /// Runs the model for the interventions callbacks; set [`AnalysisHost::model`] to offer them.
 pub trait ModelRunner {
-    /// What the model feeds its language model for `clip`.
+    /// The clip's rows at the store's layer (what an SAE of that layer reads).
     fn audio_embeddings(&self, clip: &Path) -> Result<AudioEmbeddings>;
-    /// Greedy generation with `embeddings` in the prompt's audio slot, with per-step logits.
+    /// Greedy generation with `embeddings` spliced in at the store's layer, with per-step logits.
     fn generate(&self, request: &GenerationRequest, embeddings: &[f32]) -> Result<Generation>;
 }
 
@@ -114,6 +114,12 @@ impl AnalysisHost {
         self.labels.as_ref()
     }
 
+    /// The layer the store was extracted from.
+    pub fn store_layer(&self) -> Result<crate::models::LayerSpec> {
+        let layer = &self.store.config().layer;
+        layer.parse().with_context(|| format!("{}: manifest layer {layer:?}", self.store.dir().display()))
+    }
+
     /// Ends the current progress bar, if any.
     pub fn finish_progress(&self) {
         if let Some((_, bar)) = self.progress.borrow_mut().take() {
@@ -177,6 +183,7 @@ impl Host for AnalysisHost {
                 n_frames: it.rows(),
                 first_frame: it.start,
                 timing: api_timing(it.timing(timing)),
+                transcript: self.labels.as_ref().and_then(|l| l.transcript(it)).map(str::to_string),
             })
             .collect())
     }
@@ -258,14 +265,18 @@ impl Host for AnalysisHost {
     fn audio_embeddings(&self, clip: &str) -> Result<AudioEmbeddings, Error> {
         match &self.model {
             Some(m) => api(m.audio_embeddings(Path::new(clip))),
-            None => Err(Error::new("this run has no model: give audiosae analyze --model QWEN2_AUDIO_CHECKPOINT")),
+            None => Err(Error::new(
+                "this run has no model: give audiosae analyze --model WHISPER_OR_QWEN2_AUDIO_CHECKPOINT",
+            )),
         }
     }
 
     fn generate(&self, request: &GenerationRequest, embeddings: &[f32]) -> Result<Generation, Error> {
         match &self.model {
             Some(m) => api(m.generate(request, embeddings)),
-            None => Err(Error::new("this run has no model: give audiosae analyze --model QWEN2_AUDIO_CHECKPOINT")),
+            None => Err(Error::new(
+                "this run has no model: give audiosae analyze --model WHISPER_OR_QWEN2_AUDIO_CHECKPOINT",
+            )),
         }
     }
 

@@ -60,6 +60,12 @@ impl CorpusLabels {
         self.corpus_item(item).is_some_and(|i| self.corpus.manifest.items[i].textgrid.is_some())
     }
 
+    /// The reference transcript of `item`'s clip, when the corpus has one.
+    pub fn transcript(&self, item: &ItemEntry) -> Option<&str> {
+        let t = self.corpus.manifest.items[self.corpus_item(item)?].transcript.as_str();
+        (!t.trim().is_empty()).then_some(t)
+    }
+
     fn corpus_item(&self, item: &ItemEntry) -> Option<usize> {
         self.by_id.get(&item.meta.id).or_else(|| self.by_audio.get(&canonical(&item.meta.audio))).copied()
     }

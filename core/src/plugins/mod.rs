@@ -6,14 +6,14 @@
 //! crate in `plugins/api`; user documentation is `plugins/README.md`.
 
 pub mod analysis;
+pub mod generator_runner;
 pub mod host;
 pub mod labels;
 pub mod loader;
-pub mod qwen2_runner;
 
 pub use analysis::Analysis;
 pub use audiosae_plugin_api as api;
+pub use generator_runner::GeneratorRunner;
 pub use host::{AnalysisHost, ModelRunner};
 pub use labels::CorpusLabels;
 pub use loader::{discover, find, load, search_dirs, LoadedPlugin, PLUGIN_PATH_ENV};
-pub use qwen2_runner::Qwen2Runner;

@@ -62,6 +62,9 @@ pub struct ItemInfo {
     pub first_frame: usize,
     /// Timing of the item's rows in seconds of `audio` (offset included).
     pub timing: FrameTiming,
+    /// The clip's reference transcript, when the run has a labelled corpus that has one.
+    #[serde(default)]
+    pub transcript: Option<String>,
 }
 
 /// One loaded SAE.

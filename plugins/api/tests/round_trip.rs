@@ -37,6 +37,7 @@ impl Host for TinyHost {
                 n_frames: 3 - i,
                 first_frame: 3 * i,
                 timing: TIMING,
+                transcript: (i == 0).then(|| "a transcript".to_string()),
             })
             .collect())
     }

@@ -1,5 +1,6 @@
 //! The edit of SAE codes and its splice into the representation, and the two controls: the same
-//! edit on random units, and Gaussian noise of the edit's norm.
+//! edit on random units that are active on the edited frames (matched in count and in the code
+//! mass the edit moves), and Gaussian noise of the edit's norm, frame by frame.
 
 use audiosae_plugin_api::{Error, FrameTiming};
 use rand::seq::SliceRandom;
@@ -15,6 +16,8 @@ pub enum Edit {
     Set(f32),
     /// Multiply by a factor.
     Scale(f32),
+    /// Add a value: the seed notebook's `h + v`.
+    Add(f32),
 }
 
 impl Edit {
@@ -23,6 +26,7 @@ impl Edit {
             Edit::Mask => 0.0,
             Edit::Set(v) => v,
             Edit::Scale(s) => code * s,
+            Edit::Add(v) => code + v,
         }
     }
 }
@@ -55,19 +59,69 @@ pub fn splice(x: &[f32], decoded_edit: &[f32], decoded_base: &[f32]) -> Vec<f32>
     x.iter().zip(decoded_edit.iter().zip(decoded_base)).map(|(x, (e, b))| x + (e - b)).collect()
 }
 
-/// `n` distinct units of `0..d_sae` outside `exclude`, drawn with `seed`.
-pub fn random_units(d_sae: usize, exclude: &[usize], n: usize, seed: u64) -> Result<Vec<usize>, Error> {
-    let mut pool: Vec<usize> = (0..d_sae).filter(|u| !exclude.contains(u)).collect();
-    if pool.len() < n {
+/// Total code change `Σ |edit(h) − h|` that `edit` makes to `units` over `frames`.
+pub fn edit_mass(codes: &[f32], d_sae: usize, frames: &[usize], units: &[usize], edit: Edit) -> f64 {
+    frames
+        .iter()
+        .flat_map(|&f| units.iter().map(move |&u| codes[f * d_sae + u]))
+        .map(|c| (edit.apply(c) - c).abs() as f64)
+        .sum()
+}
+
+/// Random subsets drawn when matching the control's code mass; the closest one is kept.
+const MASS_MATCH_DRAWS: usize = 4000;
+
+/// The random-unit control: as many units as `chosen`, drawn from the units outside `chosen`
+/// that are active (code > 0) on at least one of `frames`, so that a TopK SAE's control actually
+/// changes something; among [`MASS_MATCH_DRAWS`] draws, the one whose [`edit_mass`] is closest to
+/// the chosen units'. When fewer units are active than needed, inactive ones fill the rest and
+/// `active_pool` in the result says so.
+pub struct MatchedUnits {
+    pub units: Vec<usize>,
+    /// Units outside `chosen` active on the edited frames.
+    pub active_pool: usize,
+    pub chosen_mass: f64,
+    pub mass: f64,
+}
+
+pub fn activity_matched_units(
+    codes: &[f32],
+    d_sae: usize,
+    frames: &[usize],
+    chosen: &[usize],
+    edit: Edit,
+    seed: u64,
+) -> Result<MatchedUnits, Error> {
+    let n = chosen.len();
+    if d_sae < 2 * n {
         return Err(Error::new(format!(
-            "the random-unit control needs {n} units besides the {} chosen, but the SAE has {d_sae}",
-            exclude.len()
+            "the random-unit control needs {n} units besides the {n} chosen, but the SAE has {d_sae}"
         )));
     }
-    pool.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    pool.truncate(n);
-    pool.sort_unstable();
-    Ok(pool)
+    let active = |u: usize| frames.iter().any(|&f| codes[f * d_sae + u] > 0.0);
+    let pool: Vec<usize> = (0..d_sae).filter(|u| !chosen.contains(u) && active(*u)).collect();
+    let chosen_mass = edit_mass(codes, d_sae, frames, chosen, edit);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut best: Option<(f64, Vec<usize>)> = None;
+    for _ in 0..MASS_MATCH_DRAWS {
+        let mut units: Vec<usize> = pool.choose_multiple(&mut rng, n.min(pool.len())).copied().collect();
+        if units.len() < n {
+            let mut rest: Vec<usize> = (0..d_sae).filter(|u| !chosen.contains(u) && !units.contains(u)).collect();
+            rest.shuffle(&mut rng);
+            units.extend(rest.into_iter().take(n - units.len()));
+        }
+        let gap = (edit_mass(codes, d_sae, frames, &units, edit) - chosen_mass).abs();
+        if best.as_ref().is_none_or(|(g, _)| gap < *g) {
+            best = Some((gap, units));
+        }
+        if gap == 0.0 {
+            break;
+        }
+    }
+    let mut units = best.map(|(_, u)| u).unwrap_or_default();
+    units.sort_unstable();
+    let mass = edit_mass(codes, d_sae, frames, &units, edit);
+    Ok(MatchedUnits { units, active_pool: pool.len(), chosen_mass, mass })
 }
 
 /// Euclidean norm of each row of `[n, d]` values.
@@ -117,6 +171,7 @@ mod tests {
         assert_eq!(edit_codes(&h, 3, &[0, 1], &[1], Edit::Scale(2.0)), [1.0, 4.0, 3.0, 4.0, 10.0, 6.0]);
         assert_eq!(edit_codes(&h, 3, &[0], &[2], Edit::Set(9.0)), [1.0, 2.0, 9.0, 4.0, 5.0, 6.0]);
         assert_eq!(edit_codes(&h, 3, &[0, 1], &[], Edit::Mask), h);
+        assert_eq!(edit_codes(&h, 3, &[1], &[0], Edit::Add(0.5)), [1.0, 2.0, 3.0, 4.5, 5.0, 6.0]);
     }
 
     #[test]
@@ -125,12 +180,25 @@ mod tests {
     }
 
     #[test]
-    fn random_units_avoid_the_chosen_ones() {
-        let r = random_units(10, &[1, 2, 3], 3, 7).unwrap();
-        assert_eq!(r.len(), 3);
-        assert!(r.iter().all(|u| ![1, 2, 3].contains(u) && *u < 10));
-        assert_eq!(r, random_units(10, &[1, 2, 3], 3, 7).unwrap());
-        assert!(random_units(4, &[0, 1, 2], 3, 0).is_err());
+    fn the_control_draws_active_units_and_matches_the_code_mass() {
+        // 2 frames x 8 units. Chosen: unit 0 (mass 3 + 3 = 6 when masked). Active besides it:
+        // 1 (mass 1), 2 (mass 6), 3 (mass 5); units 4..8 are never active.
+        let mut h = vec![0.0f32; 16];
+        for (f, u, v) in [(0, 0, 3.0), (1, 0, 3.0), (0, 1, 1.0), (0, 2, 4.0), (1, 2, 2.0), (1, 3, 5.0)] {
+            h[f * 8 + u] = v;
+        }
+        let m = activity_matched_units(&h, 8, &[0, 1], &[0], Edit::Mask, 3).unwrap();
+        assert_eq!((m.units.clone(), m.active_pool, m.chosen_mass, m.mass), (vec![2], 3, 6.0, 6.0));
+        // Two chosen units (mass 6 + 1 = 7): the only active pair left is {2, 3} (mass 11).
+        let m = activity_matched_units(&h, 8, &[0, 1], &[0, 1], Edit::Mask, 3).unwrap();
+        assert_eq!((m.units, m.active_pool, m.chosen_mass, m.mass), (vec![2, 3], 2, 7.0, 11.0));
+        // Fewer active units than needed: inactive ones fill the rest, and the pool says so.
+        let m = activity_matched_units(&h, 8, &[0, 1], &[0, 1, 2, 3], Edit::Mask, 3).unwrap();
+        assert_eq!((m.units.len(), m.active_pool), (4, 0));
+        assert!(m.units.iter().all(|u| *u >= 4));
+        assert!(activity_matched_units(&h, 8, &[0], &[0, 1, 2, 3, 4], Edit::Mask, 0).is_err());
+        // Additive edits move v per unit and frame whatever the codes.
+        assert_eq!(edit_mass(&h, 8, &[0, 1], &[5, 6], Edit::Add(0.5)), 2.0);
     }
 
     #[test]

@@ -1,19 +1,24 @@
-//! The interventions plugin: edit chosen SAE units in a clip's audio embeddings and see what the
-//! language model does with it.
+//! The interventions plugin: edit chosen SAE units in a clip's representation and see what the
+//! model says with it.
 //!
-//! `x` are the clip's audio embeddings (Qwen2-Audio: projector rows), `h = encode(x)` its SAE
-//! codes. The chosen units are masked (0) or boosted (set to a value or scaled) in every frame or
-//! in the frames whose centre lies in `[t0, t1)`, giving `h'`, and the edit is spliced back with
-//! the SAE's error term kept: `x' = x + D(h') − D(h)`. The model generates greedily from `x` and
-//! from `x'`; per-step KL(baseline || edited) is taken teacher-forced on the baseline tokens so
-//! that the steps line up. Two controls run the same way: the same edit on as many random units,
-//! and Gaussian noise of the edit's norm, frame by frame.
+//! `x` are the clip's rows at the store's layer (Whisper: `encoder` or `encoder.N`; Qwen2-Audio:
+//! also `projector`), `h = encode(x)` its SAE codes. The chosen units are masked (0) or boosted
+//! (set to a value, scaled, or the seed's additive `h + v`) in every frame or in the frames whose
+//! centre lies in `[t0, t1)`, giving `h'`, and the edit is spliced back with the SAE's error term
+//! kept: `x' = x + D(h') − D(h)`. The host runs the rest of the model from `x'` (the encoder
+//! layers above, then Whisper's decoder or Qwen2-Audio's language model) and decodes greedily;
+//! per-step KL(baseline || edited) is taken teacher-forced on the baseline tokens so that the
+//! steps line up. Two controls run the same way: the same edit on random units that are active
+//! on the edited frames, matched in count and in the code mass moved, and Gaussian noise with
+//! the edit's norm, frame by frame. Each condition's transcription is scored by WER/CER against
+//! the clean transcription and, when the labelled corpus has one, the reference transcript.
 //!
 //! Without a model (Whisper stores, or no `--model`), the clip's frames are taken from the store
 //! and the report gives the change of the frames and of their re-encoded SAE codes instead.
 
 mod compare;
 mod edit;
+mod error_rate;
 mod plot;
 
 use std::path::Path;
@@ -26,7 +31,8 @@ use audiosae_plugin_api::{
 use serde_json::json;
 
 use compare::{first_difference, kl_per_step, token_diff, DiffOp};
-use edit::{edit_codes, frames_in, matched_noise, random_units, row_norms, splice, Edit};
+use edit::{activity_matched_units, edit_codes, edit_mass, frames_in, matched_noise, row_norms, splice, Edit};
+use error_rate::{char_error_rate, word_error_rate};
 use plot::{lines_png, Series};
 
 #[derive(Default)]
@@ -71,13 +77,15 @@ impl Setup {
         let clip = p.str("clip").ok_or_else(|| Error::new("parameter clip=PATH (the audio file) is required"))?;
         let units = p.str("units").ok_or_else(|| Error::new("parameter units=1,2,3 is required (units= for none)"))?;
         let mode = p.str("mode").unwrap_or("mask").to_string();
-        let edit = match (mode.as_str(), optional::<f32>(p, "value")?, optional::<f32>(p, "scale")?) {
-            ("mask", None, None) => Edit::Mask,
-            ("mask", ..) => return Err(Error::new("mode=mask takes no value= or scale=")),
-            ("boost", Some(v), None) => Edit::Set(v),
-            ("boost", None, Some(s)) => Edit::Scale(s),
-            ("boost", ..) => return Err(Error::new("mode=boost needs exactly one of value=V or scale=S")),
-            (other, ..) => return Err(Error::new(format!("mode={other}: use mask or boost"))),
+        let amounts = (optional::<f32>(p, "value")?, optional::<f32>(p, "scale")?, optional::<f32>(p, "add")?);
+        let edit = match (mode.as_str(), amounts) {
+            ("mask", (None, None, None)) => Edit::Mask,
+            ("mask", _) => return Err(Error::new("mode=mask takes no value=, scale= or add=")),
+            ("boost", (Some(v), None, None)) => Edit::Set(v),
+            ("boost", (None, Some(s), None)) => Edit::Scale(s),
+            ("boost", (None, None, Some(v))) => Edit::Add(v),
+            ("boost", _) => return Err(Error::new("mode=boost needs exactly one of value=V, scale=S or add=V")),
+            (other, _) => return Err(Error::new(format!("mode={other}: use mask or boost"))),
         };
         let setup = Setup {
             clip: clip.to_string(),
@@ -129,6 +137,8 @@ struct Condition {
     name: &'static str,
     units: Vec<usize>,
     x: Vec<f32>,
+    /// Σ |h' − h| over the edited frames and the condition's units (0 for noise).
+    code_mass: f64,
 }
 
 impl Condition {
@@ -142,14 +152,22 @@ fn norm(rows: impl IntoIterator<Item = f64>) -> f64 {
     rows.into_iter().map(|r| r * r).sum::<f64>().sqrt()
 }
 
-/// SAE codes of `f` and the edit plus its two controls, all spliced with the error term kept.
+/// The edit plus its two controls, all spliced with the error term kept.
+struct Conditions {
+    /// SAE codes of the clean representation.
+    codes: Vec<f32>,
+    list: Vec<Condition>,
+    /// How the random-unit control was drawn.
+    control: serde_json::Value,
+}
+
 fn conditions(
     ctx: &AnalysisContext,
     s: &Setup,
     sae: &SaeInfo,
     f: &Frames,
     frames: &[usize],
-) -> Result<(Vec<f32>, Vec<Condition>), Error> {
+) -> Result<Conditions, Error> {
     if sae.d_in != f.d {
         return Err(Error::new(format!(
             "{}: the SAE {} has d_in {} but the representation of {} is {} wide; use an SAE trained on \
@@ -166,12 +184,31 @@ fn conditions(
         let edited = edit_codes(&h, sae.d_sae, frames, units, s.edit);
         Ok(splice(&f.x, &ctx.decode(s.sae, &edited)?, &decoded))
     };
-    let edit = Condition { name: "edit", units: s.units.clone(), x: spliced(&s.units)? };
-    let random = random_units(sae.d_sae, &s.units, s.units.len(), s.seed)?;
-    let random = Condition { name: "random_units", x: spliced(&random)?, units: random };
+    let matched = activity_matched_units(&h, sae.d_sae, frames, &s.units, s.edit, s.seed)?;
+    let ratio = (matched.chosen_mass > 0.0).then(|| matched.mass / matched.chosen_mass);
+    let control = json!({
+        "drawn_from": "units active on the edited frames, outside the chosen ones",
+        "active_pool": matched.active_pool, "chosen_code_mass": matched.chosen_mass,
+        "control_code_mass": matched.mass,
+        "mass_ratio": ratio,
+        "mass_matched_within_10pct": ratio.is_some_and(|r| (0.9..=1.1).contains(&r)),
+    });
+    let edit = Condition {
+        name: "edit",
+        units: s.units.clone(),
+        x: spliced(&s.units)?,
+        code_mass: edit_mass(&h, sae.d_sae, frames, &s.units, s.edit),
+    };
+    let random =
+        Condition { name: "random_units", x: spliced(&matched.units)?, units: matched.units, code_mass: matched.mass };
     let delta: Vec<f32> = edit.x.iter().zip(&f.x).map(|(a, b)| a - b).collect();
-    let noise = Condition { name: "noise", units: vec![], x: matched_noise(&f.x, &delta, f.d, s.seed) };
-    Ok((h, vec![edit, random, noise]))
+    let noise = Condition { name: "noise", units: vec![], x: matched_noise(&f.x, &delta, f.d, s.seed), code_mass: 0.0 };
+    Ok(Conditions { codes: h, list: vec![edit, random, noise], control })
+}
+
+/// The reference transcript of `clip` from the store's items (a labelled corpus gives them).
+fn reference_transcript(ctx: &AnalysisContext, clip: &str) -> Option<String> {
+    ctx.items().ok()?.into_iter().find(|it| same_file(&it.audio, clip)).and_then(|it| it.transcript)
 }
 
 /// Per-frame table: centre time, whether the frame was edited, and per-condition columns.
@@ -195,7 +232,8 @@ fn units_text(units: &[usize]) -> String {
 /// Generation from the edited embeddings, compared with the baseline.
 fn with_model(ctx: &AnalysisContext, s: &Setup, sae: &SaeInfo, f: &Frames) -> Result<Report, Error> {
     let frames = s.frames(&f.timing, f.rows)?;
-    let (_, conds) = conditions(ctx, s, sae, f, &frames)?;
+    let Conditions { list: conds, control, .. } = conditions(ctx, s, sae, f, &frames)?;
+    let reference = reference_transcript(ctx, &s.clip);
     let request = |forced_tokens: Vec<i64>| GenerationRequest {
         clip: s.clip.clone(),
         prompt: s.prompt.clone(),
@@ -213,18 +251,28 @@ fn with_model(ctx: &AnalysisContext, s: &Setup, sae: &SaeInfo, f: &Frames) -> Re
     summary["prompt"] = json!(s.prompt);
     summary["max_new_tokens"] = json!(s.max_new_tokens);
     summary["generation"] = json!("model");
-    summary["baseline"] = json!({"text": base.text, "tokens": base.tokens});
+    summary["reference"] = json!(reference);
+    summary["baseline"] = json!({
+        "text": base.text, "tokens": base.tokens,
+        "wer_vs_reference": reference.as_ref().and_then(|r| word_error_rate(r, &base.text)),
+        "cer_vs_reference": reference.as_ref().and_then(|r| char_error_rate(r, &base.text)),
+    });
+    summary["random_units_control"] = control;
     let mut overview = Table::new(
         "conditions",
         &[
             "condition",
             "units",
+            "code_mass",
             "edit_norm",
             "relative_edit_norm",
             "tokens_changed",
             "first_changed_step",
             "mean_kl",
             "max_kl",
+            "wer_vs_clean",
+            "wer_vs_reference",
+            "cer_vs_reference",
             "text",
         ],
     );
@@ -265,21 +313,29 @@ fn with_model(ctx: &AnalysisContext, s: &Setup, sae: &SaeInfo, f: &Frames) -> Re
         let relative = edit_norm / x_norm.max(1e-12);
         let mean_kl = kl.iter().sum::<f64>() / kl.len().max(1) as f64;
         let max_kl = kl.iter().copied().fold(0.0, f64::max);
+        let wer_clean = word_error_rate(&base.text, &free.text);
+        let wer_ref = reference.as_ref().and_then(|r| word_error_rate(r, &free.text));
+        let cer_ref = reference.as_ref().and_then(|r| char_error_rate(r, &free.text));
         overview.push(vec![
             c.name.into(),
             units_text(&c.units).into(),
+            c.code_mass.into(),
             edit_norm.into(),
             relative.into(),
             changed.into(),
             first.into(),
             mean_kl.into(),
             max_kl.into(),
+            wer_clean.into(),
+            wer_ref.into(),
+            cer_ref.into(),
             free.text.clone().into(),
         ]);
         summary["conditions"][c.name] = json!({
-            "units": c.units, "edit_norm": edit_norm, "relative_edit_norm": relative, "text": free.text,
-            "tokens": free.tokens, "tokens_changed": changed, "first_changed_step": first,
-            "kl_per_step": kl, "mean_kl": mean_kl, "max_kl": max_kl,
+            "units": c.units, "code_mass": c.code_mass, "edit_norm": edit_norm, "relative_edit_norm": relative,
+            "text": free.text, "tokens": free.tokens, "tokens_changed": changed, "first_changed_step": first,
+            "kl_per_step": kl, "mean_kl": mean_kl, "max_kl": max_kl, "wer_vs_clean": wer_clean,
+            "wer_vs_reference": wer_ref, "cer_vs_reference": cer_ref,
         });
         kl_columns.push((c.name, kl));
         norm_columns.push((format!("edit_norm_{}", c.name), norms));
@@ -318,10 +374,11 @@ fn without_model(ctx: &AnalysisContext, s: &Setup, sae: &SaeInfo, no_model: Erro
     })?;
     let f = Frames { x: ctx.frames(index)?, rows: item.n_frames, d: ctx.store()?.d, timing: item.timing };
     let frames = s.frames(&f.timing, f.rows)?;
-    let (h, conds) = conditions(ctx, s, sae, &f, &frames)?;
+    let Conditions { codes: h, list: conds, control } = conditions(ctx, s, sae, &f, &frames)?;
     let d_sae = sae.d_sae;
     let mut summary = s.summary(sae, &frames, f.rows);
     summary["generation"] = json!(format!("unavailable ({no_model}): frames of store item {} edited instead", item.id));
+    summary["random_units_control"] = control;
     let mut overview = Table::new(
         "conditions",
         &[
@@ -389,10 +446,11 @@ impl Plugin for Interventions {
     }
 
     fn describe(&self) -> &str {
-        "Mask or boost SAE units in a clip's audio embeddings (x' = x + D(h') - D(h)) and compare generation \
-         (text, token diff, per-step KL) with random-unit and matched-noise controls; needs analyze --model. \
-         Params: clip=PATH, units=1,2,3, mode=mask|boost, value=V or scale=S, t0/t1 (s), prompt, \
-         max_new_tokens (32), seed (0), sae (0)."
+        "Mask or boost SAE units in a clip's rows at the store's layer (x' = x + D(h') - D(h)), run the rest of \
+         the model (Whisper or Qwen2-Audio, analyze --model) and compare what it says (text, WER/CER against the \
+         clean run and the reference transcript, token diff, per-step KL) with an activity- and mass-matched \
+         random-unit control and a norm-matched noise control. Params: clip=PATH, units=1,2,3, mode=mask|boost, \
+         value=V, scale=S or add=V, t0/t1 (s), prompt (Qwen2-Audio), max_new_tokens (32), seed (0), sae (0)."
     }
 
     fn run(&self, ctx: &AnalysisContext, params: &Params) -> Result<Report, Error> {
