@@ -7,15 +7,21 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use tch::Device;
 
+use crate::corpus::Corpus;
+use crate::models::{AudioModel, LayerSpec};
 use crate::output::{refuse_in_place, OutputDir};
+use crate::plugins::CorpusLabels;
 use crate::sae::checkpoint::{self, ExportFormat};
 use crate::sae::config::{Arch, ComputeDType, Decay, Resample, TrainConfig};
 use crate::sae::data::{BatchSource, InMemorySource, ItemSource};
 use crate::sae::eval::{evaluate, EvalMetrics};
+use crate::sae::fidelity::{downstream_fidelity, Fidelity};
 use crate::sae::store_source::SplitStore;
 use crate::sae::sweep::{self, SweepPoint};
 use crate::sae::synth;
 use crate::sae::train::{train, TrainOptions};
+use crate::store::ItemEntry;
+use crate::textgrid::PhoneSet;
 
 #[derive(Subcommand)]
 pub enum SaeCommand {
@@ -37,6 +43,8 @@ pub enum SaeCommand {
         /// Write into the output folder even when it already holds results (they are replaced).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        fidelity: FidelityArgs,
     },
     /// Grid of independent runs over width x k x seed, then one table and plots.
     Sweep(Box<SweepArgs>),
@@ -68,6 +76,39 @@ pub struct DataArgs {
     /// Seed of the batch order.
     #[arg(long, default_value_t = 0)]
     pub data_seed: u64,
+}
+
+/// Downstream fidelity: splice the SAE into the model the store came from.
+#[derive(Args, Clone)]
+pub struct FidelityArgs {
+    /// Also measure what the model says with the SAE spliced in (CE loss recovered, KL, and for
+    /// Whisper the WER of greedy transcription): the store's model, Whisper or Qwen2-Audio.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Corpus whose transcripts are teacher-forced (items without one use the clean greedy
+    /// transcription).
+    #[arg(long, requires = "model")]
+    pub labels: Option<PathBuf>,
+    /// Held-out items scored for fidelity (whole clips of at most 30 s).
+    #[arg(long, default_value_t = crate::sae::fidelity::DEFAULT_MAX_ITEMS, requires = "model",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub fidelity_items: usize,
+}
+
+impl FidelityArgs {
+    /// Splices the SAE in `dir` into the model at the store's layer and scores it.
+    fn measure(&self, dir: &Path, data: &Data, device: Device) -> Result<Option<Fidelity>> {
+        let Some(model) = &self.model else { return Ok(None) };
+        let Data::Store(store) = data else { bail!("--model needs --store: synthetic data has no model") };
+        let layer: LayerSpec = store.reader.config().layer.parse()?;
+        let m = AudioModel::load(model, device, tch::Kind::Float, true)?;
+        let labels = self.labels.as_deref().map(|p| Corpus::open(&p.to_string_lossy())).transpose()?;
+        let labels = labels.map(|c| CorpusLabels::new(c, PhoneSet::default()));
+        let transcript = |it: &ItemEntry| labels.as_ref().and_then(|l| l.transcript(it)).map(str::to_string);
+        let (sae, scale) = checkpoint::load_sae(dir, device)?;
+        let f = downstream_fidelity(&m, layer, &sae, scale, store, &transcript, self.fidelity_items)?;
+        Ok(Some(f))
+    }
 }
 
 /// Synthetic frames come in items of this many frames.
@@ -297,16 +338,18 @@ pub struct SweepArgs {
     /// Run the sweep in OUT even when it holds files that are not a sweep's.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    fidelity: FidelityArgs,
 }
 
 pub fn run(command: SaeCommand) -> Result<()> {
     match command {
         SaeCommand::Train(a) => train_cmd(*a),
-        SaeCommand::Eval { sae, data, out, max_frames, device, force } => {
+        SaeCommand::Eval { sae, data, out, max_frames, device, force, fidelity } => {
             let device = crate::device::parse_device(&device)?;
             let out = out.unwrap_or_else(|| sae.join("eval"));
             OutputDir { alternative: " with --out", ..OutputDir::new(&out, "evaluation results", force) }.claim()?;
-            let m = eval_sae(&sae, &data.open()?, max_frames, &out, device)?;
+            let m = eval_sae(&sae, &data.open()?, max_frames, &out, device, &fidelity)?;
             println!("{}", serde_json::to_string_pretty(&summary(&m))?);
             Ok(())
         }
@@ -351,13 +394,21 @@ fn train_cmd(a: TrainArgs) -> Result<()> {
         );
     }
     if a.eval {
-        let m = eval_sae(&a.out, &data, 200_000, &a.out.join("eval"), r.sae.device())?;
+        let no_model = FidelityArgs { model: None, labels: None, fidelity_items: 0 };
+        let m = eval_sae(&a.out, &data, 200_000, &a.out.join("eval"), r.sae.device(), &no_model)?;
         println!("{}", serde_json::to_string_pretty(&summary(&m))?);
     }
     Ok(())
 }
 
-fn eval_sae(dir: &Path, data: &Data, max_frames: usize, out: &Path, device: Device) -> Result<EvalMetrics> {
+fn eval_sae(
+    dir: &Path,
+    data: &Data,
+    max_frames: usize,
+    out: &Path,
+    device: Device,
+    fidelity: &FidelityArgs,
+) -> Result<EvalMetrics> {
     let (sae, scale) = checkpoint::load_sae(dir, device)?;
     anyhow::ensure!(
         sae.cfg.d_in == data.d_in(),
@@ -366,7 +417,12 @@ fn eval_sae(dir: &Path, data: &Data, max_frames: usize, out: &Path, device: Devi
         sae.cfg.d_in,
         data.d_in()
     );
-    evaluate(&sae, scale, data.test_items()?.as_ref(), max_frames, Some(out))
+    let mut m = evaluate(&sae, scale, data.test_items()?.as_ref(), max_frames, Some(out))?;
+    m.fidelity = fidelity.measure(dir, data, device)?;
+    if m.fidelity.is_some() {
+        crate::sae::eval::write_metrics(&m, out)?;
+    }
+    Ok(m)
 }
 
 /// The metrics without the per-item list, for printing.
@@ -374,6 +430,9 @@ fn summary(m: &EvalMetrics) -> serde_json::Value {
     let mut v = serde_json::to_value(m).unwrap_or_default();
     if let Some(w) = v.get_mut("worst_items").and_then(|w| w.as_array_mut()) {
         w.truncate(5);
+    }
+    if let Some(f) = v.get_mut("fidelity").and_then(|f| f.as_object_mut()) {
+        f.remove("per_item");
     }
     v
 }
@@ -409,7 +468,7 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
             let resume = dir.join(checkpoint::TRAINING_STATE_DIR).exists();
             let opts = TrainOptions { out_dir: dir.clone(), resume, progress: true, stop_after: None };
             let r = train(cfg, source.as_mut(), &opts)?;
-            eval_sae(&dir, &data, a.max_eval_frames, &dir.join("eval"), r.sae.device())?;
+            eval_sae(&dir, &data, a.max_eval_frames, &dir.join("eval"), r.sae.device(), &a.fidelity)?;
         }
         if a.index.is_some() {
             return Ok(());

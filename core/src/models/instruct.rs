@@ -54,6 +54,11 @@ impl InstructChat {
         Ok(InstructChat { tokenizer, eos, pad })
     }
 
+    /// The ids that end an answer (the first is the one appended to teacher-forced answers).
+    pub fn eos(&self) -> &[i64] {
+        &self.eos
+    }
+
     /// `[1, T]` prompt ids with `audio_rows` `<|AUDIO|>` slots, followed by `forced` tokens.
     fn input_ids(&self, turn: &Turn, audio_rows: usize, forced: &[i64], device: Device) -> Result<Tensor> {
         let mut ids = self.tokenizer.encode_with_audio(&instruct_prompt(turn.system, turn.prompt, 1), &[audio_rows])?;

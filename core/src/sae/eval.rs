@@ -11,12 +11,13 @@
 
 use std::path::Path;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::arch::Sae;
 use super::data::ItemSource;
+use super::fidelity::Fidelity;
 use super::plots::{density_histogram_png, line_panels_png, Series};
 
 /// Density above which a latent counts as dense.
@@ -48,6 +49,16 @@ pub struct EvalMetrics {
     /// Items sorted worst first.
     #[serde(default)]
     pub worst_items: Vec<ItemError>,
+    /// What the model says with the SAE spliced in (`eval --model`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity: Option<Fidelity>,
+}
+
+/// Writes `eval.json` into `dir`.
+pub fn write_metrics(metrics: &EvalMetrics, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("eval.json");
+    std::fs::write(&path, serde_json::to_string_pretty(metrics)?).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Evaluates `sae` (trained on inputs × `input_scale`) on up to `max_frames` frames of the
@@ -129,10 +140,10 @@ pub fn evaluate(
         cosine: scalar(&cos) / nf,
         shrinkage: scalar(&shrink) / nf,
         worst_items: worst,
+        fidelity: None,
     };
     if let Some(dir) = out_dir {
-        std::fs::create_dir_all(dir)?;
-        std::fs::write(dir.join("eval.json"), serde_json::to_string_pretty(&metrics)?)?;
+        write_metrics(&metrics, dir)?;
         let log_density: Vec<f64> = density.iter().map(|d| (d + 1e-10).log10()).collect();
         density_histogram_png(
             &dir.join("feature_density.png"),

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod fidelity;
 mod kernels;
 pub mod optim;
 pub mod plots;

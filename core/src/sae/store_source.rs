@@ -65,15 +65,20 @@ impl SplitStore {
         })
     }
 
-    /// The held-out items (all items when `test_frac` is 0 would leave nothing: then every item).
-    pub fn test_items(&self) -> StoreItems {
-        let mut indices: Vec<usize> = (0..self.reader.items().len())
-            .filter(|&i| is_test_item(&self.reader.items()[i].meta.id, self.test_frac))
-            .collect();
-        if indices.is_empty() {
-            indices = (0..self.reader.items().len()).collect();
+    /// Indices of the held-out items (every item when none is held out).
+    pub fn test_indices(&self) -> Vec<usize> {
+        let items = self.reader.items();
+        let held: Vec<usize> = (0..items.len()).filter(|&i| is_test_item(&items[i].meta.id, self.test_frac)).collect();
+        if held.is_empty() {
+            (0..items.len()).collect()
+        } else {
+            held
         }
-        StoreItems { reader: self.reader.clone(), indices }
+    }
+
+    /// The held-out items (every item when none is held out).
+    pub fn test_items(&self) -> StoreItems {
+        StoreItems { reader: self.reader.clone(), indices: self.test_indices() }
     }
 }
 

@@ -57,26 +57,37 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
             SweepRow { point: p.clone(), metrics }
         })
         .collect();
-    let mut csv = String::from("width,k,seed,fvu,explained_variance,mse,l0,l1,dead_frac,dense_frac,cosine,shrinkage\n");
+    let mut csv = String::from(
+        "width,k,seed,fvu,explained_variance,mse,l0,l1,dead_frac,dense_frac,cosine,shrinkage,\
+         ce_loss_recovered,ce_loss_recovered_mean_ablation,kl,wer_sae_vs_clean\n",
+    );
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     for r in &rows {
         let p = &r.point;
         match &r.metrics {
-            Some(m) => csv.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                p.width,
-                p.k,
-                p.seed,
-                m.fvu,
-                m.explained_variance,
-                m.mse,
-                m.l0,
-                m.l1,
-                m.dead_frac,
-                m.dense_frac,
-                m.cosine,
-                m.shrinkage
-            )),
-            None => csv.push_str(&format!("{},{},{},,,,,,,,,\n", p.width, p.k, p.seed)),
+            Some(m) => {
+                let f = m.fidelity.as_ref();
+                csv.push_str(&format!(
+                    "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                    p.width,
+                    p.k,
+                    p.seed,
+                    m.fvu,
+                    m.explained_variance,
+                    m.mse,
+                    m.l0,
+                    m.l1,
+                    m.dead_frac,
+                    m.dense_frac,
+                    m.cosine,
+                    m.shrinkage,
+                    opt(f.and_then(|f| f.ce_loss_recovered)),
+                    opt(f.and_then(|f| f.ce_loss_recovered_mean_ablation)),
+                    opt(f.map(|f| f.kl)),
+                    opt(f.and_then(|f| f.wer_sae_vs_clean)),
+                ))
+            }
+            None => csv.push_str(&format!("{},{},{},,,,,,,,,,,,,\n", p.width, p.k, p.seed)),
         }
     }
     std::fs::write(dir.join("sweep.csv"), csv)
@@ -121,6 +132,42 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
         false,
         &[("FVU vs L0 (held-out, mean over seeds)", "L0", "FVU", true, by_w)],
     )?;
+    // Downstream fidelity, when the runs were evaluated with --model.
+    let recovered = |m: &EvalMetrics| m.fidelity.as_ref().and_then(|f| f.ce_loss_recovered_mean_ablation);
+    if done.iter().any(|(_, m)| recovered(m).is_some()) {
+        let mean_opt = |w: usize, k: usize, f: &dyn Fn(&EvalMetrics) -> Option<f64>| {
+            let v: Vec<f64> = done.iter().filter(|(p, _)| p.width == w && p.k == k).filter_map(|(_, m)| f(m)).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        };
+        let vs_width: Vec<Series> = ks
+            .iter()
+            .map(|&k| Series {
+                label: format!("k = {k}"),
+                points: widths.iter().filter_map(|&w| Some((w as f64, mean_opt(w, k, &recovered)?))).collect(),
+            })
+            .collect();
+        let vs_l0: Vec<Series> = widths
+            .iter()
+            .map(|&w| Series {
+                label: format!("width {w}"),
+                points: ks.iter().filter_map(|&k| Some((mean(w, k, |m| m.l0)?, mean_opt(w, k, &recovered)?))).collect(),
+            })
+            .collect();
+        line_panels_png(
+            &dir.join("ce_recovered.png"),
+            false,
+            &[
+                (
+                    "CE loss recovered vs width (mean ablation, mean over seeds)",
+                    "latents",
+                    "recovered",
+                    false,
+                    vs_width,
+                ),
+                ("CE loss recovered vs L0", "L0", "recovered", false, vs_l0),
+            ],
+        )?;
+    }
     Ok(rows)
 }
 

@@ -13,6 +13,7 @@
 
 pub mod abi;
 pub mod context;
+pub mod error_rate;
 pub mod ffi;
 pub mod host;
 pub mod params;

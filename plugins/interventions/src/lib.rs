@@ -18,7 +18,6 @@
 
 mod compare;
 mod edit;
-mod error_rate;
 mod plot;
 
 use std::path::Path;
@@ -30,9 +29,9 @@ use audiosae_plugin_api::{
 };
 use serde_json::json;
 
+use audiosae_plugin_api::error_rate::{char_error_rate, word_error_rate};
 use compare::{first_difference, kl_per_step, token_diff, DiffOp};
 use edit::{activity_matched_units, edit_codes, edit_mass, frames_in, matched_noise, row_norms, splice, Edit};
-use error_rate::{char_error_rate, word_error_rate};
 use plot::{lines_png, Series};
 
 #[derive(Default)]

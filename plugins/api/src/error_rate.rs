@@ -1,7 +1,8 @@
 //! Word and character error rates of a transcription against a reference: Levenshtein distance
 //! over words (characters) divided by the reference's length, after a light normalisation
 //! (lowercase; letters, digits and apostrophes kept; runs of anything else become one space), so
-//! that " He began." and "HE BEGAN" count as equal.
+//! that " He began." and "HE BEGAN" count as equal. Shared by the interventions plugin and the
+//! host's downstream-fidelity metrics, so that both score transcriptions the same way.
 
 /// Lowercased words of `text` (letters, digits, apostrophes).
 pub fn normalise(text: &str) -> Vec<String> {
@@ -9,7 +10,7 @@ pub fn normalise(text: &str) -> Vec<String> {
 }
 
 /// Levenshtein distance (substitutions, insertions, deletions all cost 1).
-fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, x) in a.iter().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
