@@ -29,9 +29,10 @@ pub struct AlignArgs {
 }
 
 pub fn run(args: AlignArgs) -> Result<()> {
+    // The folder is checked before the corpus is read, as every writing command does.
+    OutputDir { resumable: &is_align_output, ..OutputDir::new(&args.out, "an aligned corpus", args.force) }.claim()?;
     let corpus = Corpus::open(&args.corpus)?;
     refuse_in_place(&corpus.root, &args.out, "the aligned corpus")?;
-    OutputDir { resumable: &is_align_output, ..OutputDir::new(&args.out, "an aligned corpus", args.force) }.claim()?;
     std::fs::write(args.out.join(align::ALIGN_MARKER), "audiosae align writes here; rerunning it resumes\n")?;
     let helper = pocketsphinx::helper_path(&super::cache_dir());
     let dict = match &args.dict {

@@ -12,6 +12,7 @@ pub mod demo;
 pub mod espeak;
 pub mod pocketsphinx;
 pub mod real;
+pub mod real_aligned;
 pub mod sentences;
 pub mod stats;
 
