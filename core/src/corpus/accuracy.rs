@@ -1,6 +1,6 @@
 //! Alignment accuracy: absolute boundary errors of one aligner's tier against a reference tier.
 //!
-//! Labelled intervals (silence left out) are paired by the longest common subsequence of their
+//! Labelled intervals (silence and its markers left out) are paired by the longest common subsequence of their
 //! labels, so an inserted or missing word or a different pronunciation costs only the intervals
 //! that do not pair. Each pair gives two errors: `|start − start'|` and `|end − end'|`. Phones
 //! must be in one phone set on both sides (map both with [`PhoneSet::Arpabet39`]); words are
@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::textgrid::{IntervalTier, PhoneSet, UnknownPhones};
+use crate::textgrid::{is_silence, IntervalTier, PhoneSet, UnknownPhones};
 
 /// Boundary errors of one tier (words or phones) over several clips.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -26,8 +26,8 @@ impl BoundaryErrors {
     /// Adds the pairs of `hyp` against `reference`.
     pub fn add(&mut self, reference: &IntervalTier, hyp: &IntervalTier) {
         let key = |t: &str| t.trim().to_lowercase();
-        let r: Vec<_> = reference.labelled().collect();
-        let h: Vec<_> = hyp.labelled().collect();
+        let speech = |t: &IntervalTier| t.labelled().filter(|i| !is_silence(&i.text)).cloned().collect::<Vec<_>>();
+        let (r, h) = (speech(reference), speech(hyp));
         let pairs = lcs_pairs(&r.iter().map(|i| key(&i.text)).collect::<Vec<_>>(), &h.iter().map(|i| key(&i.text)).collect::<Vec<_>>());
         self.reference += r.len();
         self.paired += pairs.len();
@@ -140,10 +140,10 @@ fn lcs_pairs(a: &[String], b: &[String]) -> Vec<(usize, usize)> {
             out.push((i, j));
             i += 1;
             j += 1;
-        } else if len[i + 1][j] >= len[i][j + 1] {
-            i += 1;
-        } else {
+        } else if len[i][j + 1] >= len[i + 1][j] {
             j += 1;
+        } else {
+            i += 1;
         }
     }
     out
@@ -168,5 +168,59 @@ impl std::fmt::Display for AccuracyReport {
             writeln!(f, "  not aligned: {clip}: {reason}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tier(spans: &[(f64, f64, &str)]) -> IntervalTier {
+        let spans: Vec<(f64, f64, String)> = spans.iter().map(|(a, b, t)| (*a, *b, t.to_string())).collect();
+        IntervalTier::from_spans("t", 0.0, 2.0, &spans)
+    }
+
+    #[test]
+    fn planted_boundary_errors() {
+        let reference = tier(&[(0.0, 0.5, "a"), (0.5, 1.0, "b"), (1.0, 1.5, "c")]);
+        // `x` is inserted and does not pair; case is ignored.
+        let hyp = tier(&[(0.02, 0.48, "A"), (0.48, 0.55, "x"), (0.55, 1.0, "b"), (1.1, 1.5, "c")]);
+        let mut e = BoundaryErrors::default();
+        e.add(&reference, &hyp);
+        assert_eq!((e.reference, e.paired), (3, 3));
+        // By hand: a 0.02 0.02, b 0.05 0, c 0.1 0 -> sorted 0 0 .02 .02 .05 .1; nearest rank
+        // median = 3rd = 0.02, p90 = ceil(5.4) = 6th = 0.1.
+        let close = |x: Option<f64>, y: f64| (x.unwrap() - y).abs() < 1e-12;
+        assert!(close(e.quantile(0.5), 0.02), "{:?}", e.quantile(0.5));
+        assert!(close(e.quantile(0.9), 0.1), "{:?}", e.quantile(0.9));
+        assert!(close(e.quantile(1.0), 0.1) && close(e.quantile(0.01), 0.0));
+        assert_eq!(BoundaryErrors::default().quantile(0.5), None);
+    }
+
+    #[test]
+    fn unpaired_intervals_cost_nothing_and_order_matters() {
+        // b and a swapped: only one of them can pair (LCS), at its own boundaries.
+        let reference = tier(&[(0.0, 0.5, "a"), (0.5, 1.0, "b")]);
+        let hyp = tier(&[(0.0, 0.4, "b"), (0.4, 1.0, "a")]);
+        let mut e = BoundaryErrors::default();
+        e.add(&reference, &hyp);
+        assert_eq!((e.reference, e.paired, e.errors_s.len()), (2, 1, 2));
+        assert!((e.errors_s[0] - 0.4).abs() < 1e-12 && (e.errors_s[1] - 0.5).abs() < 1e-12, "{:?}", e.errors_s);
+    }
+
+    #[test]
+    fn phones_are_compared_in_one_set() {
+        // MFA IPA against pocketsphinx ARPAbet: ɑː is AA, tʰ is T.
+        let words = tier(&[(0.0, 1.0, "hot")]);
+        let mfa = tier(&[(0.0, 0.3, "h"), (0.3, 0.7, "ɑː"), (0.7, 1.0, "tʰ")]);
+        let ps = tier(&[(0.0, 0.25, "HH"), (0.25, 0.7, "AA"), (0.7, 1.0, "T")]);
+        let mut acc = Accuracy::default();
+        acc.add("clip", (&words, &mfa), (&words, &ps));
+        let r = acc.report("ps", "mfa");
+        assert_eq!((r.phones.reference, r.phones.paired, r.phones.boundaries), (3, 3, 6));
+        assert!((r.phones.p90_s.unwrap() - 0.05).abs() < 1e-12);
+        assert_eq!(r.words.median_s, Some(0.0));
+        assert!(r.unknown_phones.is_empty());
+        assert!(r.to_string().contains("phones median   0 ms, p90  50 ms"), "{r}");
     }
 }

