@@ -77,15 +77,13 @@ pub fn align_jobs(aligner: &mut Aligner, jobs: &[AlignJob], root: &Path, label: 
         bar.inc(1);
         let tg_path = root.join(textgrid_rel(job));
         let audio_out = root.join(&job.out_rel);
-        let duration = if complete(&tg_path) && audio_out.is_file() {
+        if complete(&tg_path) && audio_out.is_file() {
             run.reused += 1;
-            super::audio_duration_s(&audio_out)
         } else {
             match align_one(aligner, job, root, &work)? {
                 Ok(d) => {
                     run.aligned += 1;
                     run.aligned_s += d;
-                    Ok(d)
                 }
                 Err(reason) => {
                     run.failed.push((job.audio.display().to_string(), reason));
@@ -93,8 +91,10 @@ pub fn align_jobs(aligner: &mut Aligner, jobs: &[AlignJob], root: &Path, label: 
                     continue;
                 }
             }
-        };
-        let duration_s = match duration {
+        }
+        // Read back the same way for new and reused clips, so that a resumed run writes the
+        // same manifest.
+        let duration_s = match super::audio_duration_s(&audio_out) {
             Ok(d) => d,
             Err(e) => {
                 run.failed.push((job.audio.display().to_string(), format!("{e:#}")));
