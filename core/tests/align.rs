@@ -36,7 +36,12 @@ fn align_writes_a_corpus_skips_bad_files_and_resumes() {
     let _ = std::fs::remove_dir_all(&root);
     let input = root.join("in/speaker");
     std::fs::create_dir_all(&input).unwrap();
-    for f in ["wav/61-70968-0000.flac", "lab/61-70968-0000.lab", "wav/common_voice_en_22058266.mp3", "lab/common_voice_en_22058266.lab"] {
+    for f in [
+        "wav/61-70968-0000.flac",
+        "lab/61-70968-0000.lab",
+        "wav/common_voice_en_22058266.mp3",
+        "lab/common_voice_en_22058266.lab",
+    ] {
         let src = data.join(f);
         std::fs::copy(&src, input.join(src.file_name().unwrap())).unwrap();
     }
@@ -88,7 +93,10 @@ fn align_writes_a_corpus_skips_bad_files_and_resumes() {
     let tg = TextGrid::read(&corpus.textgrid_path(libri).unwrap()).unwrap();
     let w: Vec<_> = tg.words().unwrap().labelled().cloned().collect();
     let (first, last) = (w[0].xmin, w[w.len() - 1].xmax);
-    assert!((first - onset).abs() < 0.1 && (last - offset).abs() < 0.1, "words {first}..{last}, speech {onset}..{offset}");
+    assert!(
+        (first - onset).abs() < 0.1 && (last - offset).abs() < 0.1,
+        "words {first}..{last}, speech {onset}..{offset}"
+    );
 
     // Resume: a clip whose TextGrid is gone (a kill -9 before it was written) is aligned again,
     // the other is reused, and the manifest comes out the same.

@@ -39,7 +39,10 @@ pub fn run(args: AlignArgs) -> Result<()> {
         Some(src) => {
             let dst = args.out.join("dictionary.txt");
             let (kept, dropped) = pocketsphinx::convert_dictionary(src, &dst)?;
-            eprintln!("dictionary {}: {kept} pronunciations ({dropped} left out: phones outside ARPAbet)", src.display());
+            eprintln!(
+                "dictionary {}: {kept} pronunciations ({dropped} left out: phones outside ARPAbet)",
+                src.display()
+            );
             Some(dst)
         }
         None => None,

@@ -28,7 +28,10 @@ impl BoundaryErrors {
         let key = |t: &str| t.trim().to_lowercase();
         let speech = |t: &IntervalTier| t.labelled().filter(|i| !is_silence(&i.text)).cloned().collect::<Vec<_>>();
         let (r, h) = (speech(reference), speech(hyp));
-        let pairs = lcs_pairs(&r.iter().map(|i| key(&i.text)).collect::<Vec<_>>(), &h.iter().map(|i| key(&i.text)).collect::<Vec<_>>());
+        let pairs = lcs_pairs(
+            &r.iter().map(|i| key(&i.text)).collect::<Vec<_>>(),
+            &h.iter().map(|i| key(&i.text)).collect::<Vec<_>>(),
+        );
         self.reference += r.len();
         self.paired += pairs.len();
         for (i, j) in pairs {

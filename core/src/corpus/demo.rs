@@ -118,7 +118,11 @@ pub fn build(opts: &DemoOptions) -> Result<(Corpus, DemoReport)> {
 
 /// The real clips without alignments, aligned by pocketsphinx (reused when done), and the
 /// accuracy of pocketsphinx against MFA on the MFA-aligned clips `imported`.
-fn align_real(opts: &DemoOptions, imported: &[super::CorpusItem], report: &mut DemoReport) -> Result<Vec<super::CorpusItem>> {
+fn align_real(
+    opts: &DemoOptions,
+    imported: &[super::CorpusItem],
+    report: &mut DemoReport,
+) -> Result<Vec<super::CorpusItem>> {
     let mfa: Vec<super::CorpusItem> = imported.iter().filter(|i| i.source == REAL_SOURCES[0].name).cloned().collect();
     let stems: Vec<String> =
         mfa.iter().filter_map(|i| i.audio.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();

@@ -37,7 +37,10 @@ pub fn transcript_words(text: &str) -> Vec<String> {
         .map(|t| t.strip_prefix("<hes-").and_then(|w| w.strip_suffix('>')).unwrap_or(t))
         .filter(|t| {
             let b = t.as_bytes();
-            !matches!((b.first(), b.last()), (Some(b'['), Some(b']')) | (Some(b'<'), Some(b'>')) | (Some(b'{'), Some(b'}')))
+            !matches!(
+                (b.first(), b.last()),
+                (Some(b'['), Some(b']')) | (Some(b'<'), Some(b'>')) | (Some(b'{'), Some(b'}'))
+            )
         })
         .map(|t| t.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'').to_lowercase())
         .map(|t| t.trim_matches('\'').to_string())
@@ -145,7 +148,8 @@ fn helper_phone(p: &str) -> std::result::Result<String, String> {
 /// the word are skipped and each phone is mapped to ARPAbet-39. Entries with a phone outside the
 /// set are left out; returns `(kept, left out)`.
 pub fn convert_dictionary(src: &Path, dst: &Path) -> Result<(usize, usize)> {
-    let text = std::fs::read_to_string(src).with_context(|| format!("{}: cannot read the dictionary", src.display()))?;
+    let text =
+        std::fs::read_to_string(src).with_context(|| format!("{}: cannot read the dictionary", src.display()))?;
     let (mut out, mut kept, mut dropped) = (String::new(), 0, 0);
     for line in text.lines() {
         let mut fields = line.split_whitespace();
@@ -196,12 +200,10 @@ impl Aligner {
         if let Some(d) = dict {
             cmd.arg("--dict").arg(d);
         }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot run {} (reinstall it with scripts/build_pocketsphinx_align.sh)", helper.display()))?;
+        let mut child =
+            cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().with_context(|| {
+                format!("cannot run {} (reinstall it with scripts/build_pocketsphinx_align.sh)", helper.display())
+            })?;
         let stdin = child.stdin.take().context("helper stdin")?;
         let stdout = BufReader::new(child.stdout.take().context("helper stdout")?);
         Ok(Aligner { child, stdin, stdout, helper: helper.to_path_buf() })
@@ -299,7 +301,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let src = dir.join("in.dict");
         // MFA (probabilities, then IPA), CMU (stress digits) and an entry with an unknown phone.
-        std::fs::write(&src, "aligner\t0.99\t0.14\t1.0\t1.0\tə l aj n ɚ\nPUTTY  P AH1 T IY0\nodd ʘ a\n;;; comment\n").unwrap();
+        std::fs::write(&src, "aligner\t0.99\t0.14\t1.0\t1.0\tə l aj n ɚ\nPUTTY  P AH1 T IY0\nodd ʘ a\n;;; comment\n")
+            .unwrap();
         let dst = dir.join("out.dict");
         assert_eq!(convert_dictionary(&src, &dst).unwrap(), (2, 1));
         assert_eq!(std::fs::read_to_string(&dst).unwrap(), "aligner AH L AY N ER\nputty P AH T IY\n");

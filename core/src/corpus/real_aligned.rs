@@ -84,7 +84,8 @@ pub fn jobs(sources: &Path, mfa_aligned: &[String]) -> Result<Vec<AlignJob>> {
         }
     }
     let conftest = base.join("../conftest.py");
-    let conftest = std::fs::read_to_string(&conftest).with_context(|| format!("{}: cannot read", conftest.display()))?;
+    let conftest =
+        std::fs::read_to_string(&conftest).with_context(|| format!("{}: cannot read", conftest.display()))?;
     texts.extend(conftest_transcripts(&conftest));
     texts.sort();
     texts.dedup_by(|a, b| a.0 == b.0);
