@@ -20,7 +20,8 @@ say() { printf '\033[1m[pocketsphinx-align]\033[0m %s\n' "$*" >&2; }
 have="$("$VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("pocketsphinx"))' 2>/dev/null || true)"
 if [[ "$have" != "$VERSION" ]]; then
   say "installing pocketsphinx==$VERSION into $VENV"
-  "$VENV/bin/pip" install -q --only-binary :all: "pocketsphinx==$VERSION"
+  # --no-deps: its one dependency, sounddevice, is only imported for microphone input.
+  "$VENV/bin/pip" install -q --no-deps --only-binary :all: "pocketsphinx==$VERSION"
 fi
 
 # Reinstall the script only when it or the venv changed.
