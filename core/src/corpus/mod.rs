@@ -6,9 +6,13 @@
 //! plain directory or glob of audio files, with transcripts (`.lab`, `.txt`) and TextGrids found
 //! beside each file by its stem.
 
+pub mod accuracy;
+pub mod align;
 pub mod demo;
 pub mod espeak;
+pub mod pocketsphinx;
 pub mod real;
+pub mod real_aligned;
 pub mod sentences;
 pub mod stats;
 

@@ -3,9 +3,10 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde::Serialize;
 
+use super::accuracy::{AccuracyReport, ACCURACY_FILE};
 use super::Corpus;
 use crate::textgrid::{PhoneSet, UnknownPhones};
 
@@ -35,6 +36,10 @@ pub struct CorpusStats {
     pub phones: BTreeMap<String, PhoneCount>,
     /// Labels the phone set does not know, kept as their own classes.
     pub unknown_phones: BTreeMap<String, usize>,
+    /// The corpus's `alignment_accuracy.json`, when it has one (the demo corpus: pocketsphinx
+    /// measured against MFA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alignment_accuracy: Option<AccuracyReport>,
 }
 
 /// Reads every item's TextGrid; its phones are mapped with `phone_set`.
@@ -65,6 +70,13 @@ pub fn compute(corpus: &Corpus, phone_set: PhoneSet) -> Result<CorpusStats> {
             c.seconds += iv.xmax - iv.xmin;
         }
     }
+    let path = corpus.root.join(ACCURACY_FILE);
+    let alignment_accuracy = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(serde_json::from_str(&text).with_context(|| {
+            format!("{}: not an alignment accuracy report; delete it or rebuild the corpus", path.display())
+        })?),
+        Err(_) => None,
+    };
     Ok(CorpusStats {
         by_source_split,
         total,
@@ -74,6 +86,7 @@ pub fn compute(corpus: &Corpus, phone_set: PhoneSet) -> Result<CorpusStats> {
         phone_set,
         phones,
         unknown_phones: unknown.0,
+        alignment_accuracy,
     })
 }
 
@@ -105,6 +118,9 @@ impl std::fmt::Display for CorpusStats {
         if !self.unknown_phones.is_empty() {
             let list: Vec<String> = self.unknown_phones.iter().map(|(k, n)| format!("`{k}` x{n}")).collect();
             let _ = writeln!(s, "labels outside the phone set, kept as their own classes: {}", list.join(", "));
+        }
+        if let Some(a) = &self.alignment_accuracy {
+            let _ = write!(s, "{a}");
         }
         f.write_str(s.trim_end())
     }
