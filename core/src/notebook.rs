@@ -47,6 +47,11 @@ pub struct NotebookParams {
     /// 08 and 09 extract the generator's projector frames from every N-th corpus clip (1: all).
     #[serde(default = "one")]
     pub generator_clip_stride: usize,
+    /// The model whose output 08 edits. Empty: `model` itself (Whisper tiny.en by default, with its
+    /// decoder), at 01's layer with 02's SAE; a Qwen2-Audio checkpoint (e.g. `generator`) runs the
+    /// same cells on its projector rows with an SAE trained there.
+    #[serde(default)]
+    pub intervention_model: String,
 }
 
 fn one() -> usize {
@@ -87,8 +92,13 @@ impl NotebookParams {
         }
         let root = repo_root();
         p.work_dir = root.join(&p.work_dir);
-        if Path::new(&p.generator).is_relative() && root.join(&p.generator).exists() {
-            p.generator = root.join(&p.generator).display().to_string();
+        for path in [&mut p.generator, &mut p.intervention_model] {
+            if !path.is_empty() && Path::new(path.as_str()).is_relative() && root.join(path.as_str()).exists() {
+                *path = root.join(path.as_str()).display().to_string();
+            }
+        }
+        if p.intervention_model.is_empty() {
+            p.intervention_model = p.model.clone();
         }
         Ok(p)
     }

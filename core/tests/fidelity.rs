@@ -30,13 +30,17 @@ fn tmp(name: &str) -> PathBuf {
 
 /// A store of two clips (the fixture clip and its first 2.5 s) at `layer` of the generator.
 fn store(dir: &Path, layer: LayerSpec) -> usize {
-    let m = AudioModel::load(fixture("whisper_tiny_gen").to_str().unwrap(), Device::Cpu, Kind::Float, false).unwrap();
+    store_of(dir, "whisper_tiny_gen", layer)
+}
+
+fn store_of(dir: &Path, model: &str, layer: LayerSpec) -> usize {
+    let m = AudioModel::load(fixture(model).to_str().unwrap(), Device::Cpu, Kind::Float, false).unwrap();
     let speech = load_clip(&fixture("speech/61-70968-0000.flac")).unwrap();
     let short = dir.join("short.wav");
     common::write_wav(&short, &speech[..40000]);
     let d = m.dim(layer).unwrap();
     let config = StoreConfig::new(
-        ModelRef { id: "whisper_tiny_gen".into(), revision: None },
+        ModelRef { id: model.into(), revision: None },
         layer.to_string(),
         m.timing(layer).unwrap(),
         StoreDType::F32,
@@ -92,6 +96,23 @@ fn a_perfect_reconstruction_recovers_everything_and_a_zero_one_nothing() {
     assert!(zero.ce_loss_recovered.unwrap().abs() < 1e-9, "{:?}", zero.ce_loss_recovered);
     assert!((zero.ce_sae - zero.ce_zero_ablation).abs() < 1e-9);
     assert!(zero.kl > 0.0);
+}
+
+#[test]
+fn qwen2_audio_teacher_forces_the_transcript_through_the_instruct_template() {
+    let dir = tmp("qwen");
+    let layer = LayerSpec::Projector;
+    let d = store_of(&dir, "qwen2_audio_tiny", layer);
+    let m = AudioModel::load(fixture("qwen2_audio_tiny").to_str().unwrap(), Device::Cpu, Kind::Float, true).unwrap();
+    let split = SplitStore::open(&dir.join("store"), 0.5).unwrap();
+    let reference = |_: &audiosae::store::ItemEntry| Some("HE BEGAN A CONFUSED COMPLAINT".to_string());
+    let perfect = downstream_fidelity(&m, layer, &sae(d, false), 1.0, &split, &reference, 10).unwrap();
+    assert!((perfect.ce_loss_recovered.unwrap() - 1.0).abs() < 1e-6, "{perfect:?}");
+    assert_eq!(perfect.items_with_reference, perfect.items);
+    // No greedy transcription (and no WER) for Qwen2-Audio; the target is the reference.
+    assert!(perfect.wer_sae_vs_clean.is_none() && perfect.per_item[0].text_clean.is_none());
+    let zero = downstream_fidelity(&m, layer, &sae(d, true), 1.0, &split, &reference, 10).unwrap();
+    assert!(zero.ce_loss_recovered.unwrap().abs() < 1e-9, "{zero:?}");
 }
 
 #[test]

@@ -18,9 +18,15 @@ a laptop CPU. Short runs are not converged: compare the points with each other, 
     code(PRELUDE + """
 use audiosae::notebook::{table_html, topk_config, train_on_store};
 use audiosae::plugins::api::{Table, Value};
-use audiosae::sae::{checkpoint, eval::evaluate, store_source::SplitStore, sweep};
+use audiosae::plugins::CorpusLabels;
+use audiosae::sae::{checkpoint, eval::{evaluate, write_metrics}, fidelity::downstream_fidelity, store_source::SplitStore, sweep};
 let store_dir = p.store_dir()?;
 let split = SplitStore::open(&store_dir, 0.1)?;
+// Downstream fidelity: the model the store came from, with its decoder, and the corpus's transcripts.
+let model = audiosae::models::AudioModel::load(&p.model, audiosae::device::parse_device(&p.device)?, tch::Kind::Float, true)?;
+let layer: audiosae::models::LayerSpec = split.reader.config().layer.parse()?;
+let labels = CorpusLabels::new(p.open_corpus()?, Default::default());
+let transcript = |it: &audiosae::store::ItemEntry| labels.transcript(it).map(str::to_string);
 let widths = [p.sae_width / 4, p.sae_width / 2, p.sae_width];
 let ks = [p.sae_k / 2, p.sae_k];
 let steps = p.sae_steps / 3;
@@ -42,8 +48,12 @@ for pt in &points {
     let t0 = std::time::Instant::now();
     let run = train_on_store(&store_dir, &dir, topk_config(split.reader.d(), pt.width, pt.k, steps, pt.seed, &p.device))?;
     let (sae, scale) = checkpoint::load_sae(&dir, run.sae.device())?;
-    let m = evaluate(&sae, scale, &split.test_items(), 200_000, Some(&dir.join("eval")))?;
-    println!("{:<14} FVU {:.3}  L0 {:>4.1}  dead {:>4.1}%  ({:.0} s)", pt.dir_name(), m.fvu, m.l0, 100.0 * m.dead_frac, t0.elapsed().as_secs_f64());
+    let mut m = evaluate(&sae, scale, &split.test_items(), 200_000, Some(&dir.join("eval")))?;
+    let f = downstream_fidelity(&model, layer, &sae, scale, &split, &transcript, 20)?;
+    println!("{:<14} FVU {:.3}  L0 {:>4.1}  dead {:>4.1}%  CE recovered {:.3}  KL {:.3}  ({:.0} s)", pt.dir_name(), m.fvu, m.l0,
+        100.0 * m.dead_frac, f.ce_loss_recovered_mean_ablation.unwrap_or(f64::NAN), f.kl, t0.elapsed().as_secs_f64());
+    m.fidelity = Some(f);
+    write_metrics(&m, &dir.join("eval"))?;
 }"""),
     md("""
 ## The table
@@ -54,11 +64,13 @@ at the larger `k` almost every latent gets used.
 """),
     code("""
 let rows = sweep::collect(&sweep_dir, &points)?;
-let mut t = Table::new("sweep", &["width", "k", "seed", "FVU", "explained var.", "L0", "L1", "dead %", "dense %", "cosine", "shrinkage"]);
+let mut t = Table::new("sweep", &["width", "k", "seed", "FVU", "L0", "dead %", "dense %", "cosine", "CE recovered (mean abl.)", "CE recovered (zero abl.)", "KL", "WER vs clean"]);
 for r in &rows {
     let m = r.metrics.as_ref().expect("every run finished");
-    t.push(vec![r.point.width.into(), r.point.k.into(), (r.point.seed as usize).into(), m.fvu.into(), m.explained_variance.into(),
-        m.l0.into(), m.l1.into(), (100.0 * m.dead_frac).into(), (100.0 * m.dense_frac).into(), m.cosine.into(), m.shrinkage.into()]);
+    let f = m.fidelity.as_ref().expect("fidelity measured");
+    t.push(vec![r.point.width.into(), r.point.k.into(), (r.point.seed as usize).into(), m.fvu.into(), m.l0.into(),
+        (100.0 * m.dead_frac).into(), (100.0 * m.dense_frac).into(), m.cosine.into(), f.ce_loss_recovered_mean_ablation.into(),
+        f.ce_loss_recovered.into(), f.kl.into(), f.wer_sae_vs_clean.into()]);
 }
 show_html(&table_html(&t, 20));
 println!("written: {}", sweep_dir.join("sweep.csv").display());"""),
@@ -75,6 +87,15 @@ One line per width. For TopK, L0 equals `k`; the curve is the sparsity–fidelit
 SAE papers report, and a wider SAE should sit lower at the same L0.
 """),
     code("""show_png(&sweep_dir.join("fvu_vs_l0.png"))?;"""),
+    md("""
+## What the model says with the SAE in its place
+FVU measures the reconstruction; what matters downstream is how much of the model's behaviour
+survives when the reconstruction *replaces* the layer. Each run's SAE was spliced into Whisper at
+the store's layer, and the held-out clips' transcripts were teacher-forced (`docs/whisper.md`):
+CE loss recovered is 1 when the splice costs nothing and 0 when it is as bad as replacing the layer
+by its mean frame (or by zeros). The KL is per transcript token, in nats.
+"""),
+    code("""show_png(&sweep_dir.join("ce_recovered.png"))?;"""),
     md("""
 ## Why `topk = 1% of H` confounds width and k
 With the seed's rule, going from `H` to `2H` also doubles `k`: it moves along the diagonal of

@@ -454,8 +454,15 @@ fn sweep_cmd(a: SweepArgs) -> Result<()> {
         };
         for p in chosen {
             let dir = sweep::run_dir(&a.out, p);
-            if dir.join("eval").join("eval.json").exists() {
-                eprintln!("{}: done already", dir.display());
+            if let Some(m) = sweep::read_metrics(&dir) {
+                // A run evaluated without --model only needs its fidelity added.
+                if a.fidelity.model.is_none() || m.fidelity.is_some() {
+                    eprintln!("{}: done already", dir.display());
+                } else {
+                    eprintln!("{}: trained already; measuring downstream fidelity", dir.display());
+                    let device = crate::device::parse_device(a.flags.device.as_deref().unwrap_or("auto"))?;
+                    eval_sae(&dir, &data, a.max_eval_frames, &dir.join("eval"), device, &a.fidelity)?;
+                }
                 continue;
             }
             let mut cfg = a.flags.config(data.d_in())?;

@@ -48,15 +48,8 @@ pub struct SweepRow {
 /// Reads every run's `eval/eval.json` and writes `sweep.csv`, `fvu_vs_width.png` and
 /// `fvu_vs_l0.png` into `dir`. Missing runs are listed in the table without metrics.
 pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
-    let rows: Vec<SweepRow> = points
-        .iter()
-        .map(|p| {
-            let path = run_dir(dir, p).join("eval").join("eval.json");
-            let metrics =
-                std::fs::read_to_string(&path).ok().and_then(|s| serde_json::from_str::<EvalMetrics>(&s).ok());
-            SweepRow { point: p.clone(), metrics }
-        })
-        .collect();
+    let rows: Vec<SweepRow> =
+        points.iter().map(|p| SweepRow { point: p.clone(), metrics: read_metrics(&run_dir(dir, p)) }).collect();
     let mut csv = String::from(
         "width,k,seed,fvu,explained_variance,mse,l0,l1,dead_frac,dense_frac,cosine,shrinkage,\
          ce_loss_recovered,ce_loss_recovered_mean_ablation,kl,wer_sae_vs_clean\n",
@@ -169,6 +162,12 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
         )?;
     }
     Ok(rows)
+}
+
+/// The held-out metrics of a finished run (`RUN/eval/eval.json`), if there are any.
+pub fn read_metrics(run: &Path) -> Option<EvalMetrics> {
+    let text = std::fs::read_to_string(run.join("eval").join("eval.json")).ok()?;
+    serde_json::from_str(&text).ok()
 }
 
 pub fn run_dir(dir: &Path, p: &SweepPoint) -> PathBuf {

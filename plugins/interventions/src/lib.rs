@@ -47,6 +47,8 @@ struct Setup {
     t0: Option<f64>,
     t1: Option<f64>,
     prompt: Option<String>,
+    /// The clip's reference transcript; else the labelled corpus's, if the clip is in the store.
+    reference: Option<String>,
     max_new_tokens: usize,
     seed: u64,
 }
@@ -95,6 +97,7 @@ impl Setup {
             t0: optional(p, "t0")?,
             t1: optional(p, "t1")?,
             prompt: p.str("prompt").map(str::to_string),
+            reference: p.str("reference").map(str::to_string),
             max_new_tokens: p.get("max_new_tokens", 32)?,
             seed: p.get("seed", 0)?,
         };
@@ -232,7 +235,7 @@ fn units_text(units: &[usize]) -> String {
 fn with_model(ctx: &AnalysisContext, s: &Setup, sae: &SaeInfo, f: &Frames) -> Result<Report, Error> {
     let frames = s.frames(&f.timing, f.rows)?;
     let Conditions { list: conds, control, .. } = conditions(ctx, s, sae, f, &frames)?;
-    let reference = reference_transcript(ctx, &s.clip);
+    let reference = s.reference.clone().or_else(|| reference_transcript(ctx, &s.clip));
     let request = |forced_tokens: Vec<i64>| GenerationRequest {
         clip: s.clip.clone(),
         prompt: s.prompt.clone(),
@@ -449,7 +452,8 @@ impl Plugin for Interventions {
          the model (Whisper or Qwen2-Audio, analyze --model) and compare what it says (text, WER/CER against the \
          clean run and the reference transcript, token diff, per-step KL) with an activity- and mass-matched \
          random-unit control and a norm-matched noise control. Params: clip=PATH, units=1,2,3, mode=mask|boost, \
-         value=V, scale=S or add=V, t0/t1 (s), prompt (Qwen2-Audio), max_new_tokens (32), seed (0), sae (0)."
+         value=V, scale=S or add=V, t0/t1 (s), prompt (Qwen2-Audio), reference (text; default: the labelled \
+         corpus's transcript), max_new_tokens (32), seed (0), sae (0)."
     }
 
     fn run(&self, ctx: &AnalysisContext, params: &Params) -> Result<Report, Error> {
