@@ -71,6 +71,15 @@ fn tiny_random_whisper_greedy_matches_transformers() {
     let want = npy("whisper_decoding_ref/tiny_gen_forced_logits.npy");
     let want = want.narrow(0, prompt_len as i64 - 1, want.size()[0] - prompt_len as i64 + 1);
     check_logits("tiny random decoder logits vs transformers", &logits.get(0), &want, 1e-4);
+
+    // A right-padded batch of two sequences of different lengths gives each one's own logits.
+    let enc = encode(&m, &speech);
+    let enc2 = Tensor::cat(&[&enc, &enc], 0);
+    let (long, short) = (seq[prompt_len..].to_vec(), seq[prompt_len..prompt_len + 3].to_vec());
+    let batch = g.forced_logits(&enc2, &seq[..prompt_len], &[short.clone(), long.clone()]).unwrap();
+    let alone = g.forced_logits(&enc, &seq[..prompt_len], &[short]).unwrap();
+    check_logits("padded row vs alone", &batch.get(0).narrow(0, 0, 4), &alone.get(0), 1e-5);
+    check_logits("longest row vs alone", &batch.get(1), &logits.get(0), 1e-5);
 }
 
 #[test]

@@ -97,15 +97,16 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
     let mut widths: Vec<usize> = done.iter().map(|(p, _)| p.width).collect();
     widths.sort_unstable();
     widths.dedup();
-    let mean = |w: usize, k: usize, f: fn(&EvalMetrics) -> f64| {
-        let v: Vec<f64> = done.iter().filter(|(p, _)| p.width == w && p.k == k).map(|(_, m)| f(m)).collect();
+    // Mean over seeds at (width, k) of a metric the runs may lack (None when none has it).
+    let mean = |w: usize, k: usize, f: &dyn Fn(&EvalMetrics) -> Option<f64>| {
+        let v: Vec<f64> = done.iter().filter(|(p, _)| p.width == w && p.k == k).filter_map(|(_, m)| f(m)).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     };
     let by_k: Vec<Series> = ks
         .iter()
         .map(|&k| Series {
             label: format!("k = {k}"),
-            points: widths.iter().filter_map(|&w| mean(w, k, |m| m.fvu).map(|f| (w as f64, f))).collect(),
+            points: widths.iter().filter_map(|&w| mean(w, k, &|m| Some(m.fvu)).map(|f| (w as f64, f))).collect(),
         })
         .collect();
     line_panels_png(
@@ -117,7 +118,10 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
         .iter()
         .map(|&w| Series {
             label: format!("width {w}"),
-            points: ks.iter().filter_map(|&k| Some((mean(w, k, |m| m.l0)?, mean(w, k, |m| m.fvu)?))).collect(),
+            points: ks
+                .iter()
+                .filter_map(|&k| Some((mean(w, k, &|m| Some(m.l0))?, mean(w, k, &|m| Some(m.fvu))?)))
+                .collect(),
         })
         .collect();
     line_panels_png(
@@ -128,22 +132,21 @@ pub fn collect(dir: &Path, points: &[SweepPoint]) -> Result<Vec<SweepRow>> {
     // Downstream fidelity, when the runs were evaluated with --model.
     let recovered = |m: &EvalMetrics| m.fidelity.as_ref().and_then(|f| f.ce_loss_recovered_mean_ablation);
     if done.iter().any(|(_, m)| recovered(m).is_some()) {
-        let mean_opt = |w: usize, k: usize, f: &dyn Fn(&EvalMetrics) -> Option<f64>| {
-            let v: Vec<f64> = done.iter().filter(|(p, _)| p.width == w && p.k == k).filter_map(|(_, m)| f(m)).collect();
-            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-        };
         let vs_width: Vec<Series> = ks
             .iter()
             .map(|&k| Series {
                 label: format!("k = {k}"),
-                points: widths.iter().filter_map(|&w| Some((w as f64, mean_opt(w, k, &recovered)?))).collect(),
+                points: widths.iter().filter_map(|&w| Some((w as f64, mean(w, k, &recovered)?))).collect(),
             })
             .collect();
         let vs_l0: Vec<Series> = widths
             .iter()
             .map(|&w| Series {
                 label: format!("width {w}"),
-                points: ks.iter().filter_map(|&k| Some((mean(w, k, |m| m.l0)?, mean_opt(w, k, &recovered)?))).collect(),
+                points: ks
+                    .iter()
+                    .filter_map(|&k| Some((mean(w, k, &|m| Some(m.l0))?, mean(w, k, &recovered)?)))
+                    .collect(),
             })
             .collect();
         line_panels_png(
