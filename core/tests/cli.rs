@@ -119,6 +119,47 @@ fn generate_prints_transformers_greedy_tokens() {
 }
 
 #[test]
+fn transcribe_prints_one_json_line_per_readable_file_and_fails_at_the_end_for_the_others() {
+    let dir = tmp("transcribe");
+    let bad = dir.join("bad.wav");
+    std::fs::write(&bad, b"not audio").unwrap();
+    let short = dir.join("short.wav");
+    write_wav(&short, &audiosae::models::load_clip(&clip()).unwrap()[..40000]);
+    let model = fixture("whisper_tiny_gen");
+    let out = run(
+        &[
+            "transcribe",
+            "--model",
+            s(&model),
+            "--language",
+            "de",
+            "--task",
+            "translate",
+            s(&clip()),
+            s(&bad),
+            s(&short),
+        ],
+        &[],
+    );
+    assert!(!out.status.success(), "a file that cannot be read must fail the run at the end");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.wav") && err.contains("1 of 3 files"), "{err}");
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "one line per readable file, in order");
+    assert_eq!(lines[0]["audio"], s(&clip()));
+    assert_eq!(lines[1]["audio"], s(&short));
+    // The translate prompt of the reference generator (tests/fixtures/whisper_decoding_ref).
+    let refs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("whisper_decoding_ref/refs.json")).unwrap()).unwrap();
+    assert_eq!(lines[0]["token_ids"], refs["tiny_gen"]["cases"][1]["tokens"][0]);
+    assert!(lines[0]["text"].is_string());
+    // An English-only model refuses another language.
+    let en_only = run(&["transcribe", "--language", "de", s(&clip())], &[]);
+    assert!(String::from_utf8_lossy(&en_only.stderr).contains("English-only"));
+}
+
+#[test]
 fn models_load_from_the_offline_hub_cache_by_repo_id() {
     let cache = tmp("hub");
     let snap = cache.join("models--audiosae--tiny-qwen2-audio/snapshots/0123abcd");

@@ -11,7 +11,7 @@ audio embeddings and an SAE trained on token embeddings learn the same direction
 vectors of the LM's hidden size, and the seed-matching plugin (06) compares their decoder atoms
 with an optimal one-to-one assignment.
 
-- **Audio side**: the projector rows of the corpus clips, from `params.generator` (08's store).
+- **Audio side**: the projector rows of every `generator_clip_stride`-th corpus clip, from `params.generator`.
 - **Text side**: `extract_text` (the `audiosae extract-text --layer embed` path) tokenizes every
   corpus transcript with the model's tokenizer and stores the LM's input embedding of each token,
   one row per token, the token strings in the store's manifest.
@@ -37,7 +37,7 @@ let generator = AudioModel::load(&p.generator, device, tch::Kind::Float, true)?;
 let corpus = p.open_corpus()?;"""),
     md("""
 ## Two stores in the LM's embedding space
-The audio store is 08's (extraction resumes, so nothing is recomputed after 08); the text store
+The audio store holds the generator's projector rows (extraction resumes, so a rerun recomputes nothing); the text store
 takes all transcripts (a few seconds).
 """),
     code("""
@@ -63,7 +63,7 @@ for dir in [&gen_store, &text_store] {
 };"""),
     md("""
 ## Three SAEs: two audio seeds and one text
-The same TopK configuration as 08 for all three (4 latents per dimension, steps in proportion to
+One TopK configuration for all three (4 latents per dimension, steps in proportion to
 the latents), each with its own seed. The second audio seed gives the reference: how well do two
 *audio* dictionaries agree? An audio–text pair can only be read against that. The seeds must
 differ: two SAEs with the same seed start from the same random atoms, and a short run leaves them

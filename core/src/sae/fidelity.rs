@@ -14,7 +14,9 @@
 //! the clean layer, 0 when it is as bad as the ablation (reported against both ablations; the
 //! zero ablation is SAELens's reference point). `kl` is the mean over target tokens of
 //! KL(clean ‖ SAE). For Whisper, the greedy transcriptions of the clean and SAE runs are also
-//! compared (WER of the SAE run against the clean run, and of both against the reference).
+//! compared (WER of the SAE run against the clean run, and of both against the reference); those
+//! greedy runs stop at twice the reference's length plus 16 tokens, so that a repetition loop
+//! costs a bounded WER.
 //!
 //! The target is the item's reference transcript when the corpus gives one, else the clean
 //! greedy transcription (`target` in the output says which).
@@ -134,17 +136,43 @@ impl Scorer {
         }
     }
 
-    /// Whisper's greedy transcription of one window (None for Qwen2-Audio).
-    fn greedy_text(&self, model: &AudioModel, input: &GeneratorInput) -> Result<Option<String>> {
-        match (self, input) {
-            (Scorer::Whisper { prompt }, GeneratorInput::Whisper(enc)) => {
-                let (_, g) = model.whisper_generator()?;
-                let ids = g.greedy(enc, prompt, crate::transcribe::DEFAULT_MAX_NEW_TOKENS)?.remove(0);
-                Ok(Some(g.decode(&ids)?))
+    /// Whisper's greedy transcriptions of `inputs` (one window each), at most `caps[i]` tokens,
+    /// decoded in batches; None for Qwen2-Audio.
+    fn greedy_texts(
+        &self,
+        model: &AudioModel,
+        inputs: &[&GeneratorInput],
+        caps: &[usize],
+    ) -> Result<Vec<Option<String>>> {
+        let Scorer::Whisper { prompt } = self else { return Ok(vec![None; inputs.len()]) };
+        let (_, g) = model.whisper_generator()?;
+        let mut out = Vec::with_capacity(inputs.len());
+        let batch = crate::transcribe::DEFAULT_BATCH_WINDOWS;
+        for (chunk, caps) in inputs.chunks(batch).zip(caps.chunks(batch)) {
+            let encoded = chunk
+                .iter()
+                .map(|i| match i {
+                    GeneratorInput::Whisper(e) => Ok(e.shallow_clone()),
+                    GeneratorInput::Qwen2Audio(_) => bail!("generator input does not match the model"),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let longest = caps.iter().copied().max().unwrap_or(0);
+            for (ids, &cap) in g.greedy(&Tensor::cat(&encoded, 0), prompt, longest)?.into_iter().zip(caps) {
+                out.push(Some(g.decode(&ids[..ids.len().min(cap)])?));
             }
-            _ => Ok(None),
         }
+        Ok(out)
     }
+}
+
+/// Greedy transcriptions scored for WER stop at twice the reference's tokens plus this many, so
+/// that a repetition loop costs a bounded WER (and time) instead of running to 224 tokens.
+const GREEDY_SLACK_TOKENS: usize = 16;
+
+fn greedy_cap(reference_tokens: Option<usize>) -> usize {
+    reference_tokens.map_or(crate::transcribe::DEFAULT_MAX_NEW_TOKENS, |n| {
+        (2 * n + GREEDY_SLACK_TOKENS).min(crate::transcribe::DEFAULT_MAX_NEW_TOKENS)
+    })
 }
 
 /// Mean cross-entropy of `target` under `logits` and, against `reference` logits, mean
@@ -210,8 +238,10 @@ pub fn downstream_fidelity(
     let valid: Vec<Tensor> = clean.iter().map(|(f, r, _)| f.get(0).narrow(0, 0, *r as i64)).collect();
     let mean_frame = Tensor::cat(&valid, 0).to_kind(Kind::Float).mean_dim(0, false, Kind::Float);
 
-    let mut per_item = Vec::with_capacity(items.len());
-    for (it, (full, rows, feat_len)) in items.iter().zip(&clean) {
+    // Pass 2: the four versions of every item, then the clean and SAE runs' greedy
+    // transcriptions in batches (Whisper), then teacher forcing item by item.
+    let mut versions = Vec::with_capacity(items.len());
+    for (full, rows, feat_len) in &clean {
         let rows = *rows as i64;
         let x = full.get(0).narrow(0, 0, rows).to_kind(Kind::Float).to_device(sae.device());
         let x_hat = sae.decode(&sae.encode(&(&x * input_scale))) / input_scale;
@@ -220,14 +250,35 @@ pub fn downstream_fidelity(
             h.get(0).narrow(0, 0, rows).copy_(&r.to_kind(h.kind()).to_device(h.device()));
             model.resume_from(layer, &h, &[*feat_len])
         };
-        let inputs = [
+        versions.push([
             model.resume_from(layer, full, &[*feat_len])?,
             with_rows(&x_hat)?,
             with_rows(&x.zeros_like())?,
             with_rows(&mean_frame.unsqueeze(0).expand_as(&x))?,
-        ];
-        let text_clean = scorer.greedy_text(model, &inputs[0])?;
-        let reference = transcript(it);
+        ]);
+    }
+    let references: Vec<Option<String>> = items.iter().map(|it| transcript(it)).collect();
+    let reference_ids = references
+        .iter()
+        .map(|r| r.as_ref().map(|r| scorer.target(model, r)).transpose())
+        .collect::<Result<Vec<_>>>()?;
+    let caps: Vec<usize> = reference_ids.iter().map(|r| greedy_cap(r.as_ref().map(Vec::len))).collect();
+    let texts_clean = scorer.greedy_texts(model, &versions.iter().map(|v| &v[0]).collect::<Vec<_>>(), &caps)?;
+    // Without a reference, the clean transcription is the target and sets the SAE run's cap.
+    let caps: Vec<usize> = caps
+        .iter()
+        .zip(&reference_ids)
+        .zip(&texts_clean)
+        .map(|((&cap, r), clean)| match (r, clean) {
+            (None, Some(text)) => scorer.target(model, text).map(|t| greedy_cap(Some(t.len()))),
+            _ => Ok(cap),
+        })
+        .collect::<Result<_>>()?;
+    let texts_sae = scorer.greedy_texts(model, &versions.iter().map(|v| &v[1]).collect::<Vec<_>>(), &caps)?;
+    let mut per_item = Vec::with_capacity(items.len());
+    for ((((it, inputs), text_clean), text_sae), reference) in
+        items.iter().zip(&versions).zip(texts_clean).zip(texts_sae).zip(references)
+    {
         let (target_text, target) = match (&reference, &text_clean) {
             (Some(r), _) => (r.clone(), "reference"),
             (None, Some(t)) => (t.clone(), "clean greedy"),
@@ -248,8 +299,8 @@ pub fn downstream_fidelity(
             ce_zero_ablation: cross_entropy(&logits[2], &ids),
             ce_mean_ablation: cross_entropy(&logits[3], &ids),
             kl: mean_kl(&logits[0], &logits[1]),
-            text_sae: scorer.greedy_text(model, &inputs[1])?,
             text_clean,
+            text_sae,
         });
         bar.inc(1);
     }
