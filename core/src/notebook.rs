@@ -440,6 +440,7 @@ mod tests {
             device: "cpu".into(),
             clip_stride: 1,
             generator_clip_stride: 1,
+            intervention_model: String::new(),
         };
         assert_eq!(p.store_dir().unwrap(), Path::new("w/store-projector"));
         p.layer = "encoder.3".into();
