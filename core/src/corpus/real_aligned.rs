@@ -193,7 +193,10 @@ pub fn sphinx_transcriptions(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Why an Asterisk prompt is not used.
+/// `(file, reason)` of a clip left out before alignment.
+pub type LeftOut = (String, String);
+
+/// What the transcript of an Asterisk prompt gives.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PromptText {
     /// The words to align.
@@ -248,7 +251,7 @@ pub fn asterisk_transcript(text: &str) -> PromptText {
 /// `;` comments), sorted by key, all of speaker [`ASTERISK_SPEAKER`] in test; and `(file,
 /// reason)` for prompts left out (a missing file, a transcript with unspelled tokens). Prompts
 /// that are not speech (tones, silence) are left out silently.
-pub fn asterisk_jobs(sources: &Path) -> Result<(Vec<AlignJob>, Vec<(String, String)>)> {
+pub fn asterisk_jobs(sources: &Path) -> Result<(Vec<AlignJob>, Vec<LeftOut>)> {
     let base = sources.join(ASTERISK_DIR);
     let list = base.join("core-sounds-en.txt");
     let text = std::fs::read_to_string(&list).with_context(|| format!("{}: cannot read", list.display()))?;
