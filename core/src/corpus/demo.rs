@@ -116,8 +116,9 @@ pub fn build(opts: &DemoOptions) -> Result<(Corpus, DemoReport)> {
     Ok((corpus, report))
 }
 
-/// The real clips without alignments, aligned by pocketsphinx (reused when done), and the
-/// accuracy of pocketsphinx against MFA on the MFA-aligned clips `imported`.
+/// The real clips without alignments (MFA's, the pocketsphinx sdist's, the Asterisk prompts),
+/// aligned by pocketsphinx (reused when done), and the accuracy of pocketsphinx against MFA on
+/// the MFA-aligned clips `imported`.
 fn align_real(
     opts: &DemoOptions,
     imported: &[super::CorpusItem],
@@ -126,19 +127,40 @@ fn align_real(
     let mfa: Vec<super::CorpusItem> = imported.iter().filter(|i| i.source == REAL_SOURCES[0].name).cloned().collect();
     let stems: Vec<String> =
         mfa.iter().filter_map(|i| i.audio.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();
-    let jobs = real_aligned::jobs(&opts.sources, &stems)?;
+    let mut jobs = real_aligned::jobs(&opts.sources, &stems)?;
+    jobs.extend(real_aligned::pocketsphinx_jobs(&opts.sources)?);
+    let (asterisk, left_out) = real_aligned::asterisk_jobs(&opts.sources)?;
+    jobs.extend(asterisk);
+    for (file, reason) in left_out {
+        report.skipped.push((real_aligned::ASTERISK_SOURCE.into(), file, reason));
+    }
     let dir = opts.out.join("real").join(real_aligned::SOURCE);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
     let mfa_dir = opts.sources.join(REAL_SOURCES[0].dir);
     std::fs::copy(mfa_dir.join("LICENSE"), dir.join("LICENSE"))
         .with_context(|| format!("{}: cannot copy the MFA licence", dir.display()))?;
+    for (name, src_dir, licence) in real_aligned::EXTRA_SOURCES {
+        let dir = opts.out.join("real").join(name);
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+        std::fs::copy(opts.sources.join(src_dir).join(licence), dir.join("LICENSE"))
+            .with_context(|| format!("{}: cannot copy the licence of {name}", dir.display()))?;
+    }
     let dict = dir.join("pronunciations.dict");
     pocketsphinx::convert_dictionary(&mfa_dir.join(real_aligned::MFA_DICTIONARY), &dict)?;
+    let mut pronunciations =
+        std::fs::read_to_string(&dict).with_context(|| format!("{}: cannot read", dict.display()))?;
+    pronunciations.push_str(real_aligned::ASTERISK_PRONUNCIATIONS);
+    std::fs::write(&dict, pronunciations).with_context(|| format!("{}: cannot write", dict.display()))?;
     let mut aligner = Aligner::start(&opts.aligner, Some(&dict))?;
     let run = super::align::align_jobs(&mut aligner, &jobs, &opts.out, "pocketsphinx")?;
     for (file, reason) in run.failed {
-        let name = Path::new(&file).file_name().map_or(file.clone(), |n| n.to_string_lossy().into_owned());
-        report.skipped.push((real_aligned::SOURCE.into(), name, reason));
+        let job = jobs.iter().find(|j| j.audio.display().to_string() == file);
+        let source = job.map_or(real_aligned::SOURCE, |j| j.source.as_str());
+        let name = job.map_or_else(
+            || Path::new(&file).file_name().map_or(file.clone(), |n| n.to_string_lossy().into_owned()),
+            |j| j.out_rel.strip_prefix(Path::new("real").join(source)).unwrap_or(&j.out_rel).display().to_string(),
+        );
+        report.skipped.push((source.into(), name, reason));
     }
     let accuracy = real_aligned::measure_against_mfa(&mut aligner, &opts.out, &mfa)?;
     let path = opts.out.join(ACCURACY_FILE);
@@ -220,7 +242,21 @@ pub const LICENSES: &str = "# Licences of the audiosae demo corpus
   separate program). Among them `61-70968-0000` is LibriSpeech (CC BY 4.0, Panayotov et al.) and
   `common_voice_en_*` are Mozilla Common Voice (CC0). Pronunciations missing from the CMU
   dictionary come from the sdist's `english_us_mfa_reduced.dict` (MIT), in
-  `pronunciations.dict`.
+  `pronunciations.dict`, which ends with audiosae's own pronunciations of 20 words of the
+  Asterisk prompts below.
+- `real/pocketsphinx-sdist/`: the English test recordings of the PyPI sdist `pocketsphinx==5.1.1`
+  with their transcripts, BSD-2-Clause licence (Copyright (c) 1999-2016 Carnegie Mellon
+  University), copied in `real/pocketsphinx-sdist/LICENSE`: `librivox/` holds five sentences of
+  *Sense and Sensibility* read for LibriVox (public domain), `cards/` five card names. Aligned by
+  pocketsphinx 5.1.1 as above.
+- `real/asterisk-core-sounds-en/`: the English prompts of the Asterisk PBX, Debian packages
+  `asterisk-core-sounds-en` and `asterisk-core-sounds-en-wav` 1.6.1-1 (8 kHz WAV), recorded by
+  Allison Smith, Creative Commons Attribution-ShareAlike 3.0 (CC BY-SA 3.0; Copyright 2003-2010
+  Allison Smith, funded by Digium, Inc.); Debian's copyright file with the licence text is copied
+  in `real/asterisk-core-sounds-en/LICENSE`. Transcripts are the packages' `core-sounds-en.txt`
+  (annotations in brackets removed, single digits spelled out, six misspellings corrected); the word and phone alignments are
+  pocketsphinx 5.1.1's output. These clips and their TextGrids are a derived work under the same
+  licence, CC BY-SA 3.0.
 - `real/accuracy/`: the MFA-aligned clips aligned again by pocketsphinx, only to measure its
   accuracy (`alignment_accuracy.json`); not in the manifest.
 - `espeak/`: speech synthesised with eSpeak NG (Debian package `espeak-ng`, GPL-3.0-or-later),

@@ -73,6 +73,15 @@ pub fn check_sources(sources: &Path) -> Result<()> {
             );
         }
     }
+    for (name, dir, _) in super::real_aligned::EXTRA_SOURCES {
+        let dir = sources.join(dir);
+        if !dir.join(".complete").is_file() {
+            bail!(
+                "{}: the {name} sources are missing; run `scripts/fetch_corpus_sources.sh` (or `./audiosae.sh setup`) first",
+                dir.display()
+            );
+        }
+    }
     Ok(())
 }
 
