@@ -76,8 +76,8 @@ build() {
 }
 
 setup_corpus_tools() {
-  # Real speech (MFA and praatio sdists), the espeak-ng alignment helper and the pocketsphinx
-  # forced-alignment helper (`audiosae align`, and the real clips of the demo corpus).
+  # Real speech (MFA, praatio and pocketsphinx sdists; Debian asterisk-core-sounds-en), the espeak-ng
+  # alignment helper and the pocketsphinx forced-alignment helper (`audiosae align`, the demo corpus).
   VENV="$VENV" bash "$ROOT/scripts/fetch_corpus_sources.sh"
   bash "$ROOT/scripts/build_espeak_align.sh"
   VENV="$VENV" bash "$ROOT/scripts/build_pocketsphinx_align.sh"

@@ -26,7 +26,6 @@ let split = SplitStore::open(&store_dir, 0.1)?;
 let model = audiosae::models::AudioModel::load(&p.model, audiosae::device::parse_device(&p.device)?, tch::Kind::Float, true)?;
 let layer: audiosae::models::LayerSpec = split.reader.config().layer.parse()?;
 let labels = CorpusLabels::new(p.open_corpus()?, Default::default());
-let transcript = |it: &audiosae::store::ItemEntry| labels.transcript(it).map(str::to_string);
 let widths = [p.sae_width / 4, p.sae_width / 2, p.sae_width];
 let ks = [p.sae_k / 2, p.sae_k];
 let steps = p.sae_steps / 3;
@@ -49,6 +48,7 @@ for pt in &points {
     let run = train_on_store(&store_dir, &dir, topk_config(split.reader.d(), pt.width, pt.k, steps, pt.seed, &p.device))?;
     let (sae, scale) = checkpoint::load_sae(&dir, run.sae.device())?;
     let mut m = evaluate(&sae, scale, &split.test_items(), 200_000, Some(&dir.join("eval")))?;
+    let transcript = |it: &audiosae::store::ItemEntry| labels.transcript(it).map(str::to_string);
     let f = downstream_fidelity(&model, layer, &sae, scale, &split, &transcript, 20)?;
     println!("{:<14} FVU {:.3}  L0 {:>4.1}  dead {:>4.1}%  CE recovered {:.3}  KL {:.3}  ({:.0} s)", pt.dir_name(), m.fvu, m.l0,
         100.0 * m.dead_frac, f.ce_loss_recovered_mean_ablation.unwrap_or(f64::NAN), f.kl, t0.elapsed().as_secs_f64());

@@ -99,12 +99,16 @@ let mask_out = p.work_dir.join("08-mask");
 let mask = Analysis::new("interventions", &store, &[sae_dir.clone()], &mask_out).model(&p.intervention_model).device(&p.device)
     .param("clip", clip_path.display()).param("units", &units).param("mode", "mask")
     .param("reference", &clip.transcript).param("max_new_tokens", 160).run()?;
+{
 let s = &mask.summary;
 println!("reference  {}\\nclean      {}", clip.transcript, s["baseline"]["text"].as_str().unwrap_or(""));
 println!("clean WER against the reference: {:.3}", s["baseline"]["wer_vs_reference"].as_f64().unwrap_or(f64::NAN));
-let c = &s["random_units_control"];
-println!("random-unit control: {} active units to draw from, code mass {:.0} vs the chosen units' {:.0} (ratio {:.3})",
-    c["active_pool"], c["control_code_mass"].as_f64().unwrap_or(0.0), c["chosen_code_mass"].as_f64().unwrap_or(0.0), c["mass_ratio"].as_f64().unwrap_or(f64::NAN));
+{
+    let c = &s["random_units_control"];
+    println!("random-unit control: {} active units to draw from, code mass {:.0} vs the chosen units' {:.0} (ratio {:.3})",
+        c["active_pool"], c["control_code_mass"].as_f64().unwrap_or(0.0), c["chosen_code_mass"].as_f64().unwrap_or(0.0), c["mass_ratio"].as_f64().unwrap_or(f64::NAN));
+}
+}
 const COLUMNS: [&str; 8] = ["condition", "code_mass", "relative_edit_norm", "tokens_changed", "mean_kl", "wer_vs_clean", "wer_vs_reference", "text"];
 show_html(&table_html(&select(mask.table("conditions").expect("the conditions table"), &COLUMNS)?, 3));"""),
     md("""
@@ -116,17 +120,21 @@ KL(clean ‖ edited) of the next-token distributions at each step, for the edit 
 ### Did the chosen units matter more than the controls?
 """),
     code("""
+{
+let s = &mask.summary;
 let kl = |name: &str| s["conditions"][name]["mean_kl"].as_f64().unwrap_or(f64::NAN);
 let wer = |name: &str| s["conditions"][name]["wer_vs_clean"].as_f64().unwrap_or(f64::NAN);
 for name in ["edit", "random_units", "noise"] {
     println!("{name:<13} mean KL {:.4}  WER vs clean {:.3}", kl(name), wer(name));
 }
-let verdict = if kl("edit") > 1.5 * kl("random_units") && wer("edit") > wer("random_units") {
-    "the S units change the output clearly more than the matched random units"
-} else {
-    "the S units do NOT change the output clearly more than the matched random units"
+println!("KL: the S units move the output distribution {:.1}x as much as the matched random units", kl("edit") / kl("random_units"));
+let words = match wer("edit").total_cmp(&wer("random_units")) {
+    std::cmp::Ordering::Greater => "changes more words than",
+    std::cmp::Ordering::Equal => "changes as many words as",
+    std::cmp::Ordering::Less => "changes fewer words than",
 };
-println!("{verdict}");"""),
+println!("greedy text: masking the S units {words} the matched random units");
+}"""),
     md("""
 ## Boost one unit, additively, in a time window
 The seed notebook's boost is additive (`h + v`): here the top S unit gets `v` = 4× its peak code
@@ -149,10 +157,10 @@ show_html(&table_html(&select(boost.table("conditions").expect("the conditions t
 **How to read this.** The pipeline is exact where it must be: masking no unit reproduces the clean
 tokens with KL 0 (tested in `core/tests/plugin_interventions.rs`), so every change above comes from
 the edit. Whisper keeps most of the information in the SAE's error term and in the other active
-units, so a handful of phone units rarely flips a word; on the demo SAE (`./audiosae.sh demo`,
-1536 latents), masking the 32 S units everywhere turned "speech errors" into "features" while
-the mass-matched random units dropped or changed other words with a larger KL. Read the verdict
-line above for this run. On Qwen2-Audio-7B the same cells run on its 4096-wide projector rows
+units, so a handful of phone units rarely flips a word. Compare the two lines above: the KL ratio
+says whether the S units matter more to the output distribution than equally active, equally
+heavy random units; the greedy text often changes at the same fragile words under both, which is
+why the KL, not one transcription, is the measure to trust. On Qwen2-Audio-7B the same cells run on its 4096-wide projector rows
 (`intervention_model`, `device = "cuda"`).
 """),
 ]
