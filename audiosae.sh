@@ -124,7 +124,7 @@ case "$cmd" in
     store="$out/stores/tiny-en-encoder"
     say "1/5 log-mel and encoder features of one real clip"
     "$bin" demo --out "$out" "$@"
-    say "2/5 the aligned demo corpus (real MFA/praatio speech + espeak-ng speech with exact timings)"
+    say "2/5 the aligned demo corpus (29.5 min of real speech aligned by pocketsphinx or MFA + espeak-ng speech with exact timings)"
     "$bin" corpus demo --out "$corpus"
     say "3/5 Whisper tiny.en encoder frames of the whole corpus into an activation store"
     "$bin" extract --model "$tiny" --corpus "$corpus" --layer encoder --out "$store"
