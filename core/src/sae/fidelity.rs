@@ -238,24 +238,20 @@ pub fn downstream_fidelity(
     let valid: Vec<Tensor> = clean.iter().map(|(f, r, _)| f.get(0).narrow(0, 0, *r as i64)).collect();
     let mean_frame = Tensor::cat(&valid, 0).to_kind(Kind::Float).mean_dim(0, false, Kind::Float);
 
-    // Pass 2: the four versions of every item, then the clean and SAE runs' greedy
-    // transcriptions in batches (Whisper), then teacher forcing item by item.
+    // Pass 2: the clean and SAE versions of every item and their greedy transcriptions, in
+    // batches (Whisper); then, item by item, the two ablations and teacher forcing. Only two
+    // versions are held for all items at once.
+    let with_rows = |full: &Tensor, feat_len: usize, r: &Tensor| -> Result<GeneratorInput> {
+        let h = full.copy();
+        h.get(0).narrow(0, 0, r.size()[0]).copy_(&r.to_kind(h.kind()).to_device(h.device()));
+        model.resume_from(layer, &h, &[feat_len])
+    };
+    let valid_rows = |full: &Tensor, rows: usize| full.get(0).narrow(0, 0, rows as i64).to_kind(Kind::Float);
     let mut versions = Vec::with_capacity(items.len());
     for (full, rows, feat_len) in &clean {
-        let rows = *rows as i64;
-        let x = full.get(0).narrow(0, 0, rows).to_kind(Kind::Float).to_device(sae.device());
+        let x = valid_rows(full, *rows).to_device(sae.device());
         let x_hat = sae.decode(&sae.encode(&(&x * input_scale))) / input_scale;
-        let with_rows = |r: &Tensor| -> Result<GeneratorInput> {
-            let h = full.copy();
-            h.get(0).narrow(0, 0, rows).copy_(&r.to_kind(h.kind()).to_device(h.device()));
-            model.resume_from(layer, &h, &[*feat_len])
-        };
-        versions.push([
-            model.resume_from(layer, full, &[*feat_len])?,
-            with_rows(&x_hat)?,
-            with_rows(&x.zeros_like())?,
-            with_rows(&mean_frame.unsqueeze(0).expand_as(&x))?,
-        ]);
+        versions.push([model.resume_from(layer, full, &[*feat_len])?, with_rows(full, *feat_len, &x_hat)?]);
     }
     let references: Vec<Option<String>> = items.iter().map(|it| transcript(it)).collect();
     let reference_ids = references
@@ -276,8 +272,8 @@ pub fn downstream_fidelity(
         .collect::<Result<_>>()?;
     let texts_sae = scorer.greedy_texts(model, &versions.iter().map(|v| &v[1]).collect::<Vec<_>>(), &caps)?;
     let mut per_item = Vec::with_capacity(items.len());
-    for ((((it, inputs), text_clean), text_sae), reference) in
-        items.iter().zip(&versions).zip(texts_clean).zip(texts_sae).zip(references)
+    for (((((it, [clean_input, sae_input]), (full, rows, feat_len)), text_clean), text_sae), reference) in
+        items.iter().zip(&versions).zip(&clean).zip(texts_clean).zip(texts_sae).zip(references)
     {
         let (target_text, target) = match (&reference, &text_clean) {
             (Some(r), _) => (r.clone(), "reference"),
@@ -289,7 +285,13 @@ pub fn downstream_fidelity(
             ),
         };
         let ids = scorer.target(model, &target_text)?;
-        let logits = inputs.iter().map(|i| scorer.logits(model, i, &ids)).collect::<Result<Vec<_>>>()?;
+        let x = valid_rows(full, *rows);
+        let zero = with_rows(full, *feat_len, &x.zeros_like())?;
+        let mean = with_rows(full, *feat_len, &mean_frame.unsqueeze(0).expand_as(&x))?;
+        let logits = [clean_input, sae_input, &zero, &mean]
+            .into_iter()
+            .map(|i| scorer.logits(model, i, &ids))
+            .collect::<Result<Vec<_>>>()?;
         per_item.push(ItemFidelity {
             item: it.meta.id.clone(),
             target: target.to_string(),
