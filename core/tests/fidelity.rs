@@ -147,3 +147,17 @@ fn eval_and_sweep_with_a_model_write_the_fidelity_columns() {
     assert_eq!(eval["fidelity"]["layer"], "encoder");
     assert!(eval["fidelity"]["per_item"].as_array().is_some_and(|p| !p.is_empty()));
 }
+
+#[test]
+fn an_item_whose_audio_is_gone_is_left_out_and_the_rest_is_scored() {
+    let dir = tmp("missing");
+    let layer = LayerSpec::Encoder;
+    let d = store(&dir, layer);
+    std::fs::remove_file(dir.join("short.wav")).unwrap();
+    let m = AudioModel::load(fixture("whisper_tiny_gen").to_str().unwrap(), Device::Cpu, Kind::Float, true).unwrap();
+    let split = SplitStore::open(&dir.join("store"), 0.5).unwrap();
+    let none = |_: &audiosae::store::ItemEntry| None;
+    let f = downstream_fidelity(&m, layer, &sae(d, false), 1.0, &split, &none, 10).unwrap();
+    assert_eq!(f.items, 1);
+    assert_eq!(f.per_item[0].item, "long");
+}

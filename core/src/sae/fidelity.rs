@@ -175,14 +175,14 @@ fn greedy_cap(reference_tokens: Option<usize>) -> usize {
     })
 }
 
-/// Mean cross-entropy of `target` under `logits` and, against `reference` logits, mean
-/// KL(reference ‖ logits).
+/// Mean over rows of the cross-entropy of `target` under `logits` `[T, vocab]`.
 fn cross_entropy(logits: &Tensor, target: &[i64]) -> f64 {
     let logp = logits.to_kind(Kind::Double).log_softmax(-1, Kind::Double);
     let idx = Tensor::from_slice(target).to_device(logits.device()).unsqueeze(1);
     -logp.gather(1, &idx, false).mean(Kind::Double).double_value(&[])
 }
 
+/// Mean over rows of KL(reference ‖ logits), both `[T, vocab]` logits.
 fn mean_kl(reference: &Tensor, logits: &Tensor) -> f64 {
     let p = reference.to_kind(Kind::Double).log_softmax(-1, Kind::Double);
     let q = logits.to_kind(Kind::Double).log_softmax(-1, Kind::Double);
@@ -226,15 +226,29 @@ pub fn downstream_fidelity(
             .expect("valid template"),
     );
     bar.set_message("fidelity");
-    // Pass 1: each item's clean layer output (the mean ablation needs all of them).
+    // Pass 1: each item's clean layer output (the mean ablation needs all of them). An item whose
+    // audio cannot be read is reported and left out; the others are still scored.
     let mut clean = Vec::with_capacity(items.len());
-    for it in &items {
-        let samples = load_clip(&it.meta.audio)?;
+    let mut readable = Vec::with_capacity(items.len());
+    for it in items {
+        let samples = match load_clip(&it.meta.audio) {
+            Ok(s) => s,
+            Err(e) => {
+                bar.suspend(|| eprintln!("warning: fidelity leaves out item {}: {e:#}", it.meta.id));
+                continue;
+            }
+        };
+        readable.push(it);
         let batch = model.mel.compute_batch(&[&samples]);
         let full = model.layer_output(&batch.features, &batch.feat_lens, layer)?;
         let rows = model.valid_frames(layer, batch.feat_lens[0])?;
         clean.push((full, rows, batch.feat_lens[0]));
     }
+    let items = readable;
+    if items.is_empty() {
+        bail!("{}: no held-out item's audio could be read", store.reader.dir().display());
+    }
+    bar.set_length(items.len() as u64);
     let valid: Vec<Tensor> = clean.iter().map(|(f, r, _)| f.get(0).narrow(0, 0, *r as i64)).collect();
     let mean_frame = Tensor::cat(&valid, 0).to_kind(Kind::Float).mean_dim(0, false, Kind::Float);
 
