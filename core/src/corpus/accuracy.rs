@@ -130,13 +130,7 @@ impl Accuracy {
 /// pairs in `a`, deterministically).
 fn lcs_pairs(a: &[String], b: &[String]) -> Vec<(usize, usize)> {
     let (n, m) = (a.len(), b.len());
-    // len[i][j]: LCS length of a[i..] and b[j..].
-    let mut len = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            len[i][j] = if a[i] == b[j] { len[i + 1][j + 1] + 1 } else { len[i + 1][j].max(len[i][j + 1]) };
-        }
-    }
+    let len = audiosae_plugin_api::error_rate::lcs_suffix_lengths(a, b);
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
     while i < n && j < m {
         if a[i] == b[j] {

@@ -344,39 +344,35 @@ impl AudioModel {
         let keep: Vec<usize> =
             layers.iter().filter_map(|l| if let LayerSpec::EncoderLayer(n) = l { Some(*n) } else { None }).collect();
         let needs_final = layers.iter().any(|l| !matches!(l, LayerSpec::EncoderLayer(_)));
-        let enc_valid: Vec<usize> = feat_lens.iter().map(|&l| conv_out_len(l)).collect();
-        let outputs: Vec<(Tensor, Vec<usize>)> = tch::no_grad(|| -> Result<_> {
-            let (final_out, kept, pooled_valid) = match &self.arch {
+        let outputs: Vec<Tensor> = tch::no_grad(|| -> Result<_> {
+            let (final_out, kept) = match &self.arch {
                 Arch::Whisper { encoder: e, .. } => {
                     let h = e.embed(&features)?;
                     let n = if needs_final { e.n_layers() } else { keep.iter().max().map_or(0, |m| m + 1) };
                     let (h, kept) = e.run_layers(h, None, n, &keep);
-                    (needs_final.then(|| e.layer_norm.forward(&h)), kept, enc_valid.clone())
+                    (needs_final.then(|| e.layer_norm.forward(&h)), kept)
                 }
-                Arch::Qwen2Audio(q) => {
-                    let (out, kept) = q.run_tower(&features, feat_lens, &keep, needs_final)?;
-                    (out, kept, feat_lens.iter().map(|&l| qwen2_audio::audio_token_count(l)).collect())
-                }
+                Arch::Qwen2Audio(q) => q.run_tower(&features, feat_lens, &keep, needs_final)?,
             };
             let mut kept = kept.into_iter();
             layers
                 .iter()
                 .map(|l| {
                     Ok(match (l, &self.arch) {
-                        (LayerSpec::EncoderLayer(_), _) => {
-                            (kept.next().expect("one output per kept layer"), enc_valid.clone())
-                        }
-                        (LayerSpec::Encoder, _) => {
-                            (final_out.as_ref().expect("final output computed").shallow_clone(), pooled_valid.clone())
-                        }
+                        (LayerSpec::EncoderLayer(_), _) => kept.next().expect("one output per kept layer"),
+                        (LayerSpec::Encoder, _) => final_out.as_ref().expect("final output computed").shallow_clone(),
                         (LayerSpec::Projector, Arch::Qwen2Audio(q)) => {
-                            (q.project(final_out.as_ref().expect("final output computed")), pooled_valid.clone())
+                            q.project(final_out.as_ref().expect("final output computed"))
                         }
                         (LayerSpec::Projector, Arch::Whisper { .. }) => bail!("Whisper has no projector layer"),
                     })
                 })
                 .collect()
         })?;
+        let valid =
+            |layer: LayerSpec| feat_lens.iter().map(|&l| self.valid_frames(layer, l)).collect::<Result<Vec<_>>>();
+        let valid = layers.iter().map(|&l| valid(l)).collect::<Result<Vec<_>>>()?;
+        let outputs: Vec<(Tensor, Vec<usize>)> = outputs.into_iter().zip(valid).collect();
         Ok(outputs
             .into_iter()
             .zip(timings)

@@ -287,7 +287,7 @@ pub fn downstream_fidelity(
     let texts_sae = scorer.greedy_texts(model, &versions.iter().map(|v| &v[1]).collect::<Vec<_>>(), &caps)?;
     let mut per_item = Vec::with_capacity(items.len());
     for (((((it, [clean_input, sae_input]), (full, rows, feat_len)), text_clean), text_sae), reference) in
-        items.iter().zip(&versions).zip(&clean).zip(texts_clean).zip(texts_sae).zip(references)
+        items.iter().zip(&versions).zip(&clean).zip(texts_clean).zip(texts_sae).zip(&references)
     {
         let (target_text, target) = match (&reference, &text_clean) {
             (Some(r), _) => (r.clone(), "reference"),
@@ -321,15 +321,15 @@ pub fn downstream_fidelity(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    Ok(summarise(model, layer, per_item, &items, transcript))
+    Ok(summarise(model, layer, per_item, &references))
 }
 
+/// Token-weighted means and corpus-level WERs of the items; `references[i]` is item `i`'s.
 fn summarise(
     model: &AudioModel,
     layer: LayerSpec,
     per_item: Vec<ItemFidelity>,
-    items: &[&ItemEntry],
-    transcript: &dyn Fn(&ItemEntry) -> Option<String>,
+    references: &[Option<String>],
 ) -> Fidelity {
     let tokens: usize = per_item.iter().map(|i| i.tokens).sum();
     let weighted = |f: fn(&ItemFidelity) -> f64| {
@@ -347,8 +347,7 @@ fn summarise(
         }
         (words > 0).then(|| edits as f64 / words as f64)
     };
-    let texts: Vec<(&ItemFidelity, Option<String>)> =
-        per_item.iter().zip(items).map(|(f, it)| (f, transcript(it))).collect();
+    let texts: Vec<(&ItemFidelity, &Option<String>)> = per_item.iter().zip(references).collect();
     let both = |f: &ItemFidelity| f.text_clean.clone().zip(f.text_sae.clone());
     Fidelity {
         model: model.id.clone(),
@@ -366,9 +365,12 @@ fn summarise(
         wer_sae_vs_clean: wer(per_item.iter().filter_map(both).collect()),
         wer_clean_vs_reference: wer(texts
             .iter()
-            .filter_map(|(f, r)| Some((r.clone()?, f.text_clean.clone()?)))
+            .filter_map(|(f, r)| Some((r.as_ref()?.clone(), f.text_clean.clone()?)))
             .collect()),
-        wer_sae_vs_reference: wer(texts.iter().filter_map(|(f, r)| Some((r.clone()?, f.text_sae.clone()?))).collect()),
+        wer_sae_vs_reference: wer(texts
+            .iter()
+            .filter_map(|(f, r)| Some((r.as_ref()?.clone(), f.text_sae.clone()?)))
+            .collect()),
         per_item,
     }
 }

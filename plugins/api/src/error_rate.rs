@@ -22,6 +22,19 @@ pub fn edit_distance<T: PartialEq>(a: &[T], b: &[T]) -> usize {
     prev[b.len()]
 }
 
+/// `len[i][j]`: length of a longest common subsequence of `a[i..]` and `b[j..]`, the table that
+/// LCS diffs and pairings walk from `(0, 0)`.
+pub fn lcs_suffix_lengths<T: PartialEq>(a: &[T], b: &[T]) -> Vec<Vec<usize>> {
+    let (n, m) = (a.len(), b.len());
+    let mut len = vec![vec![0usize; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            len[i][j] = if a[i] == b[j] { len[i + 1][j + 1] + 1 } else { len[i + 1][j].max(len[i][j + 1]) };
+        }
+    }
+    len
+}
+
 /// Word error rate; None when the reference has no words.
 pub fn word_error_rate(reference: &str, hypothesis: &str) -> Option<f64> {
     let (r, h) = (normalise(reference), normalise(hypothesis));

@@ -30,13 +30,7 @@ pub enum DiffOp {
 /// Longest-common-subsequence diff of `a` into `b`.
 pub fn token_diff(a: &[i64], b: &[i64]) -> Vec<DiffOp> {
     let (n, m) = (a.len(), b.len());
-    // lcs[i][j]: LCS length of a[i..] and b[j..].
-    let mut lcs = vec![vec![0usize; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
-        }
-    }
+    let lcs = audiosae_plugin_api::error_rate::lcs_suffix_lengths(a, b);
     let (mut i, mut j, mut out) = (0, 0, Vec::new());
     while i < n || j < m {
         if i < n && j < m && a[i] == b[j] {
