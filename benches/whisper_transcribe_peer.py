@@ -1,7 +1,7 @@
 """Peers for `cargo run --release --example bench_transcribe`: greedy transcription (no timestamps)
 of the same clips with CTranslate2's `Whisper.generate` and with transformers'
 `WhisperForConditionalGeneration.generate` (the same CTranslate2 weights, converted as the parity
-fixtures convert them), at the same threads and batch size. Feature extraction is timed with
+fixtures convert them, with transformers' default attention), at the same threads and batch size. Feature extraction is timed with
 decoding, as in audiosae. Prints one JSON line: audio seconds per second and tokens per clip.
 """
 import argparse
@@ -43,7 +43,8 @@ def main():
     waves = [sf.read(p, dtype="float32")[0] for p in a.clips]
     audio_s = sum(len(w) for w in waves) / 16000
     fe = WhisperFeatureExtractor(feature_size=80)
-    hf, _, prompt, eot = hf_whisper_from_ct2(a.ct2_model_dir)
+    # transformers' default attention (as users get it), not the references' eager path.
+    hf, _, prompt, eot = hf_whisper_from_ct2(a.ct2_model_dir, attn_implementation=None)
     ct2 = ctranslate2.models.Whisper(a.ct2_model_dir, device="cpu", compute_type="float32", intra_threads=a.threads)
     batches = [waves[i : i + a.batch_size] for i in range(0, len(waves), a.batch_size)]
 
@@ -86,6 +87,7 @@ def main():
                 "transformers_tokens": tok_hf,
                 "ctranslate2": ctranslate2.__version__,
                 "torch": torch.__version__,
+                "transformers_attention": hf.config._attn_implementation,
             }
         )
     )

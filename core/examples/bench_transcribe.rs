@@ -95,7 +95,8 @@ fn main() -> Result<()> {
     };
     let ours_rate = audio_s / best;
     println!("{:<40} {:>12} {:>16}", "", "audio-s / s", "vs transformers");
-    println!("{:<40} {:>12.1} {:>15.2}x", "transformers generate (eager, f32)", hf, 1.0);
+    let attention = json["transformers_attention"].as_str().unwrap_or("?");
+    println!("{:<40} {:>12.1} {:>15.2}x", format!("transformers generate ({attention}, f32)"), hf, 1.0);
     println!("{:<40} {:>12.1} {:>15.2}x", "CTranslate2 generate (f32)", ct2, ct2 / hf);
     println!("{:<40} {:>12.1} {:>15.2}x", "audiosae transcribe (sdpa, f32)", ours_rate, ours_rate / hf);
     println!("audiosae vs CTranslate2: {:.2}x", ours_rate / ct2);
